@@ -1,0 +1,66 @@
+"""Companion package of *Deep Generative Models for Images*.
+
+Every model, loss, metric and plot the book uses lives here, tested; the
+notebooks only call it. Importing `companion` selects Keras' JAX backend
+(``KERAS_BACKEND=jax``) unless you chose a backend yourself first.
+
+Submodules are imported on first use, so ``import companion`` stays cheap:
+
+>>> import companion
+>>> images, labels = companion.data.load("digits")
+>>> images.shape
+(1437, 28, 28, 1)
+"""
+
+import importlib
+import os
+import sys
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "cli",
+    "data",
+    "distribute",
+    "environment",
+    "evaluation",
+    "losses",
+    "models",
+    "plotting",
+    "training",
+)
+
+
+def _select_backend():
+    """Choose JAX unless the user chose first; refuse a clash we cannot fix."""
+    keras_module = sys.modules.get("keras")
+    if keras_module is None:
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        return
+    try:
+        active = keras_module.backend.backend()
+    except AttributeError:  # a half-imported keras: nothing to check yet
+        return
+    chosen = os.environ.get("KERAS_BACKEND")
+    if active != "jax" and chosen != active:
+        raise ImportError(
+            f"keras was already imported with the {active!r} backend, but the "
+            "companion package runs on JAX. Restart the runtime (in Colab: "
+            "Runtime > Restart session) and import companion before keras, or run "
+            "`import os; os.environ['KERAS_BACKEND'] = 'jax'` first."
+        )
+
+
+_select_backend()
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))

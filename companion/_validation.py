@@ -1,0 +1,54 @@
+"""Argument checks shared by the package: every error names the argument,
+the value it got and what is allowed."""
+
+import numbers
+
+import numpy as np
+
+
+def check_choice(name, value, allowed):
+    """Return `value` if it is one of `allowed`, else raise `ValueError`."""
+    if value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"`{name}` must be one of {options}; got {value!r}.")
+    return value
+
+
+def check_int(name, value, minimum=1):
+    """Return `value` as an int if it is an integer >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value}.")
+    return int(value)
+
+
+def check_images(images, name="images", shape=None, value_range=(0.0, 1.0)):
+    """Return `images` as a float32 array of rank 4 after checking it.
+
+    Args:
+        images: array-like `(N, H, W, C)`.
+        name: the argument's name, for the error message.
+        shape: the expected `(H, W, C)`, or None to accept any.
+        value_range: `(low, high)` the values must lie in, or None.
+    """
+    array = np.asarray(images, dtype="float32")
+    if array.ndim != 4:
+        raise ValueError(
+            f"`{name}` must have shape (N, H, W, C); got shape {array.shape}."
+        )
+    if shape is not None and tuple(array.shape[1:]) != tuple(shape):
+        raise ValueError(
+            f"`{name}` must have shape (N, {', '.join(map(str, shape))}); "
+            f"got shape {array.shape}."
+        )
+    if value_range is not None and array.size:
+        low, high = value_range
+        found_low, found_high = float(array.min()), float(array.max())
+        if found_low < low or found_high > high or not np.isfinite(array).all():
+            raise ValueError(
+                f"`{name}` values must lie in [{low:g}, {high:g}]; got values in "
+                f"[{found_low:g}, {found_high:g}]. Load data with "
+                "companion.data.load(..., value_range=...) to get the right range."
+            )
+    return array

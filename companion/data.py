@@ -1,0 +1,307 @@
+"""Data sets of the book: embedded digits, MNIST-style files and toy data.
+
+The default, ``"digits"``, is scikit-learn's bundled set of 1,797 handwritten
+8x8 digits (no download), padded by one pixel and resized smoothly to
+``image_size`` (28 by default, so every model has MNIST's shape). MNIST and
+Fashion-MNIST are one argument away.
+
+Example:
+
+>>> from companion import data
+>>> images, labels = data.load("digits", split="test", value_range="binary")
+>>> images.shape, images.dtype, sorted(set(images.ravel().tolist()))
+((360, 28, 28, 1), dtype('float32'), [0.0, 1.0])
+"""
+
+import functools
+import gzip
+import os
+import pathlib
+import struct
+
+import numpy as np
+
+from companion._validation import check_choice, check_int
+
+NAMES = ("digits", "mnist", "fashion_mnist")
+SPLITS = ("train", "test")
+VALUE_RANGES = ("unit", "symmetric", "binary")
+
+DIGITS_TEST_FRACTION = 0.2
+_DIGITS_SPLIT_SEED = 0  # fixed: the split never changes with `seed`
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def load(name="digits", split="train", image_size=28, value_range="unit", seed=0,
+         path=None):
+    """Load an image data set as float32 arrays.
+
+    Args:
+        name: ``"digits"`` (embedded, the default), ``"mnist"`` or
+            ``"fashion_mnist"``.
+        split: ``"train"`` or ``"test"``. For the digits the split is fixed,
+            stratified by class and disjoint (1,437 train, 360 test images).
+        image_size: side of the square output images, at least 8.
+        value_range: ``"unit"`` for [0, 1], ``"symmetric"`` for [-1, 1] (tanh
+            generators), ``"binary"`` for {0, 1}, each pixel drawn as a
+            Bernoulli variable with the grey level as probability.
+        seed: seed of the binarisation (only used by ``"binary"``).
+        path: for MNIST-style sets, a local ``.npz`` file (Keras layout:
+            ``x_train, y_train, x_test, y_test``) or a folder holding that
+            file or the four IDX files. Without it, ``keras.datasets``
+            downloads and caches the set.
+
+    Returns:
+        ``(images, labels)``: images float32 ``(N, image_size, image_size, 1)``,
+        labels int32 ``(N,)``.
+
+    Raises:
+        ValueError: for an unknown `name`, `split` or `value_range`, or an
+            `image_size` below 8.
+        FileNotFoundError: for MNIST offline with no local copy.
+    """
+    check_choice("name", name, NAMES)
+    check_choice("split", split, SPLITS)
+    check_choice("value_range", value_range, VALUE_RANGES)
+    check_int("image_size", image_size, minimum=8)
+    if name == "digits":
+        images, labels = _digits(split, image_size)
+    else:
+        images, labels = _mnist_like(name, split, path)
+        if images.shape[1] != image_size:
+            images = resize(images, image_size)
+    return _to_range(images, value_range, seed), labels.copy()
+
+
+def resize(images, image_size):
+    """Resize `(N, H, W, 1)` images in [0, 1] to a square side, smoothly.
+
+    Cubic-spline interpolation (separable, so it is applied as one matrix per
+    axis), clipped back to [0, 1].
+    """
+    images = np.asarray(images, dtype="float32")
+    rows = _spline_resize_matrix(images.shape[1], image_size)
+    cols = _spline_resize_matrix(images.shape[2], image_size)
+    out = np.einsum("oi,nijc,pj->nopc", rows, images, cols)
+    return np.clip(out, 0.0, 1.0).astype("float32")
+
+
+@functools.lru_cache(maxsize=16)
+def _spline_resize_matrix(size_in, size_out):
+    """The linear map of 1-D cubic-spline zooming, as a `(size_out, size_in)` matrix."""
+    from scipy import ndimage
+
+    basis = np.eye(size_in, dtype="float64")
+    columns = [
+        ndimage.zoom(e, size_out / size_in, order=3, mode="grid-constant",
+                     grid_mode=True)
+        for e in basis
+    ]
+    return np.stack(columns, axis=1).astype("float32")
+
+
+@functools.lru_cache(maxsize=8)
+def _digits_all(image_size):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    small = bunch.images.astype("float32")[..., None] / 16.0
+    padded = np.pad(small, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return resize(padded, image_size), bunch.target.astype("int32")
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_split_indices():
+    from sklearn.model_selection import train_test_split
+
+    labels = _digits_all(8)[1]
+    train, test = train_test_split(
+        np.arange(len(labels)),
+        test_size=DIGITS_TEST_FRACTION,
+        stratify=labels,
+        random_state=_DIGITS_SPLIT_SEED,
+    )
+    return {"train": np.sort(train), "test": np.sort(test)}
+
+
+def _digits(split, image_size):
+    images, labels = _digits_all(image_size)
+    index = _digits_split_indices()[split]
+    return images[index], labels[index]
+
+
+def _to_range(images, value_range, seed):
+    if value_range == "unit":
+        return images.copy()
+    if value_range == "symmetric":
+        return (images * 2.0 - 1.0).astype("float32")
+    rng = np.random.default_rng(seed)
+    return (rng.random(images.shape) < images).astype("float32")
+
+
+def _mnist_like(name, split, path):
+    if path is not None:
+        x, y = _read_local(pathlib.Path(path), split)
+    else:
+        x, y = _download(name, split)
+    return x.astype("float32")[..., None] / 255.0, y.astype("int32")
+
+
+def _download(name, split):
+    import keras
+
+    loader = getattr(keras.datasets, name)
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as error:  # no network and no cached copy
+        raise FileNotFoundError(
+            f"Could not load {name!r} through keras.datasets ({error}). Offline, "
+            f"pass a local copy with path=..., or use name='digits', the embedded "
+            "data set that needs no download."
+        ) from error
+    return (x_train, y_train) if split == "train" else (x_test, y_test)
+
+
+def _read_local(path, split):
+    if path.is_dir():
+        npz = sorted(path.glob("*.npz"))
+        if npz:
+            path = npz[0]
+        else:
+            return _read_idx_folder(path, split)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"`path`={str(path)!r} does not exist. Give a .npz file with x_train, "
+            "y_train, x_test, y_test, or a folder with the four IDX files."
+        )
+    with np.load(path) as archive:
+        missing = {f"x_{split}", f"y_{split}"} - set(archive.files)
+        if missing:
+            raise ValueError(
+                f"`path`={str(path)!r} lacks the arrays {sorted(missing)}; "
+                f"it has {sorted(archive.files)}."
+            )
+        return archive[f"x_{split}"], archive[f"y_{split}"]
+
+
+def _read_idx_folder(folder, split):
+    arrays = []
+    for stem in _IDX_FILES[split]:
+        candidates = [folder / stem, folder / f"{stem}.gz"]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            raise FileNotFoundError(
+                f"`path`={str(folder)!r} has neither a .npz file nor {stem}[.gz]."
+            )
+        arrays.append(_read_idx(found))
+    return arrays[0], arrays[1]
+
+
+def _read_idx(file):
+    opener = gzip.open if file.suffix == ".gz" else open
+    with opener(file, "rb") as handle:
+        _, _, dtype_code, ndim = struct.unpack(">BBBB", handle.read(4))
+        shape = struct.unpack(f">{ndim}I", handle.read(4 * ndim))
+        if dtype_code != 0x08:
+            raise ValueError(f"{file}: only unsigned-byte IDX files are supported.")
+        return np.frombuffer(handle.read(), dtype=np.uint8).reshape(shape)
+
+
+# Toy data for the theory and analysis chapters ---------------------------------
+
+
+def gaussian_1d(num, mean=0.0, std=1.0, seed=0):
+    """Draw `num` samples of a 1-D Gaussian as float32 `(num, 1)`."""
+    check_int("num", num)
+    if not std > 0:
+        raise ValueError(f"`std` must be > 0; got {std!r}.")
+    rng = np.random.default_rng(seed)
+    return rng.normal(mean, std, size=(num, 1)).astype("float32")
+
+
+def ring_of_gaussians(num, modes=8, radius=2.0, std=0.02, seed=0):
+    """Draw a 2-D mixture of `modes` Gaussians evenly spaced on a circle.
+
+    The classic test of mode collapse (Metz et al. 2017): every mode has the
+    same weight, so a generator that covers them all puts about 1/`modes` of
+    its samples near each centre.
+
+    Returns:
+        ``(points, mode_index)``: float32 `(num, 2)` and int32 `(num,)`.
+    """
+    check_int("num", num)
+    check_int("modes", modes)
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, modes, size=num)
+    centres = ring_centres(modes, radius)
+    points = centres[index] + rng.normal(0.0, std, size=(num, 2))
+    return points.astype("float32"), index.astype("int32")
+
+
+def ring_centres(modes=8, radius=2.0):
+    """Centres of :func:`ring_of_gaussians`, float32 `(modes, 2)`."""
+    angles = 2 * np.pi * np.arange(modes) / modes
+    return (radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)).astype(
+        "float32"
+    )
+
+
+def moving_digits(num_sequences, frames=10, canvas_size=28, digit_size=14,
+                  split="train", seed=0):
+    """Small videos: one embedded digit bouncing around a black canvas.
+
+    Each sequence starts at a random position with a random velocity of 1-3
+    pixels a frame and bounces off the borders (the moving-MNIST recipe of
+    Srivastava et al. 2015, with one digit and the embedded data).
+
+    Returns:
+        float32 `(num_sequences, frames, canvas_size, canvas_size, 1)` in [0, 1].
+    """
+    check_int("num_sequences", num_sequences)
+    check_int("frames", frames)
+    check_int("digit_size", digit_size, minimum=8)
+    if canvas_size < digit_size:
+        raise ValueError(
+            f"`canvas_size` must be >= digit_size={digit_size}; got {canvas_size}."
+        )
+    digits, _ = load("digits", split=split, image_size=digit_size)
+    rng = np.random.default_rng(seed)
+    chosen = digits[rng.integers(0, len(digits), size=num_sequences)]
+    room = canvas_size - digit_size
+    videos = np.zeros(
+        (num_sequences, frames, canvas_size, canvas_size, 1), dtype="float32"
+    )
+    for n in range(num_sequences):
+        position = rng.integers(0, room + 1, size=2).astype(float)
+        velocity = rng.choice([-1, 1], size=2) * rng.integers(1, 4, size=2)
+        for t in range(frames):
+            row, col = int(position[0]), int(position[1])
+            videos[n, t, row:row + digit_size, col:col + digit_size] = chosen[n]
+            position, velocity = _bounce(position + velocity, velocity, room)
+    return videos
+
+
+def _bounce(position, velocity, room):
+    for axis in range(2):
+        if position[axis] < 0:
+            position[axis], velocity[axis] = -position[axis], -velocity[axis]
+        elif position[axis] > room:
+            position[axis] = 2 * room - position[axis]
+            velocity[axis] = -velocity[axis]
+    return position, velocity
+
+
+def cache_dir():
+    """Folder for cached artefacts (trained reference models, compiled code).
+
+    ``$COMPANION_CACHE_DIR`` if set, else ``~/.cache/companion``.
+    """
+    folder = pathlib.Path(
+        os.environ.get("COMPANION_CACHE_DIR", pathlib.Path.home() / ".cache" / "companion")
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

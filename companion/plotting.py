@@ -1,0 +1,140 @@
+"""Plot helpers. Each returns a matplotlib figure (or writes a file); notebooks display.
+
+Example:
+
+>>> import numpy as np
+>>> from companion import plotting
+>>> figure = plotting.image_grid(np.zeros((8, 28, 28, 1)), columns=4)
+>>> len(figure.axes)
+1
+"""
+
+import math
+
+import matplotlib
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def tile(images, columns=8, pad=1, pad_value=1.0):
+    """Tile `(N, H, W, C)` images into one `(rows*H', columns*W', C)` array."""
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3:
+        images = images[..., None]
+    count, height, width, channels = images.shape
+    columns = max(1, min(columns, count))
+    rows = math.ceil(count / columns)
+    canvas = np.full(
+        (rows * (height + pad) + pad, columns * (width + pad) + pad, channels),
+        pad_value, dtype="float32",
+    )
+    for index, image in enumerate(images):
+        r, c = divmod(index, columns)
+        top, left = pad + r * (height + pad), pad + c * (width + pad)
+        canvas[top:top + height, left:left + width] = image
+    return canvas
+
+
+def image_grid(images, columns=8, title=None, size=None, labels=None):
+    """Show `(N, H, W, 1)` images in [0, 1] as one grid; returns the figure.
+
+    Args:
+        images: array `(N, H, W, 1)` (or `(N, H, W)`), values in [0, 1].
+        columns: images a row.
+        title: figure title.
+        size: figure size in inches, or None to scale with the grid.
+        labels: optional row labels (one string per row), shown on the left.
+    """
+    plt = _pyplot()
+    canvas = tile(images, columns)
+    rows = math.ceil(len(images) / max(1, min(columns, len(images))))
+    if size is None:
+        size = (min(12, 0.6 * columns + 1), min(12, 0.6 * rows + 0.6))
+    figure, axis = plt.subplots(figsize=size)
+    axis.imshow(canvas[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    axis.set_xticks([])
+    if labels is not None:
+        cell = canvas.shape[0] / rows
+        axis.set_yticks([cell * (r + 0.5) for r in range(rows)], labels)
+    else:
+        axis.set_yticks([])
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def image_rows(rows, row_labels, title=None, columns=None):
+    """Show several image sets of the same length as labelled rows of one grid."""
+    stacked = np.concatenate([np.asarray(r, dtype="float32") for r in rows], axis=0)
+    return image_grid(stacked, columns=columns or len(rows[0]), title=title,
+                      labels=row_labels)
+
+
+def plot_history(history, keys, title=None, xlabel="epoch", logy=False):
+    """Plot curves from a Keras `History` (or a dict of lists); returns the figure."""
+    plt = _pyplot()
+    values = getattr(history, "history", history)
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    for key in keys:
+        if key not in values:
+            raise ValueError(f"`keys` has {key!r}, which the history lacks; "
+                             f"it has {sorted(values)}.")
+        series = values[key]
+        axis.plot(np.arange(1, len(series) + 1), series, label=key)
+    axis.set_xlabel(xlabel)
+    if logy:
+        axis.set_yscale("log")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def save_animation(frames, path, columns=8, duration_ms=300, scale=3):
+    """Write a GIF of image grids (one grid a frame) and return its path.
+
+    Args:
+        frames: sequence of `(N, H, W, 1)` arrays in [0, 1] (e.g. the grids a
+            :class:`companion.training.SampleGrid` callback recorded), or one
+            `(T, H, W, 1)` array for a single video.
+        path: where to write the GIF (written to a temporary file, then renamed).
+        columns: images a row in each grid.
+        duration_ms: time a frame is shown.
+        scale: integer upscaling of pixels, so small images stay visible.
+    """
+    import os
+    import pathlib
+    import tempfile
+
+    from PIL import Image
+
+    frames = list(frames)
+    if not frames:
+        raise ValueError("`frames` is empty; record at least one grid.")
+    pictures = []
+    for frame in frames:
+        frame = np.asarray(frame, dtype="float32")
+        canvas = tile(frame, columns) if frame.ndim == 4 else frame
+        pixels = (np.clip(canvas[..., 0], 0, 1) * 255).round().astype("uint8")
+        pixels = np.kron(pixels, np.ones((scale, scale), dtype="uint8"))
+        pictures.append(Image.fromarray(pixels, mode="L"))
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".gif", dir=path.parent)
+    os.close(handle)
+    pictures[0].save(temporary, save_all=True, append_images=pictures[1:],
+                     duration=duration_ms, loop=0, optimize=False)
+    os.replace(temporary, path)
+    return path
+
+
+matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100})

@@ -1,0 +1,184 @@
+"""Notebook maintenance: the shared bootstrap cell, in-place execution, conventions.
+
+    python tools/notebooks.py sync                 # rewrite every bootstrap cell
+    python tools/notebooks.py execute [NB ...]     # re-execute in place (all by default)
+
+`execute` runs each notebook in a fresh kernel, top to bottom, from its own
+folder, stores the outputs (execution counts 1..n) and prints its wall time and
+the kernel's peak resident memory.
+"""
+
+import json
+import pathlib
+import re
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+
+BOOTSTRAP_TEMPLATE = '''\
+# Bootstrap (the same in every notebook): in Google Colab, install the companion
+# package at this book's version; elsewhere this does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "git+{url}@v{version}"], check=True)
+
+import companion  # selects Keras' JAX backend'''
+
+# Patterns of code that belongs in `companion`, never in a notebook.
+FORBIDDEN = {
+    "defines a model, layer or loss class": re.compile(
+        r"^\s*class\s+\w+\s*\(\s*(keras\.)?(layers\.)?(Model|Layer|Sequential|Loss|"
+        r"losses\.Loss|Callback|callbacks\.Callback)\b", re.M),
+    "defines a loss function": re.compile(r"^\s*def\s+\w*loss\w*\s*\(", re.M),
+    "builds a network with keras.layers": re.compile(
+        r"(keras\.layers\.|layers\.)(Dense|Conv2D|Conv2DTranspose|LSTM|GRU|SimpleRNN|"
+        r"ConvLSTM2D)\s*\("),
+}
+
+
+def repository_url():
+    """The repository URL, kept in one place: `_config.yml`."""
+    text = (ROOT / "_config.yml").read_text()
+    match = re.search(r"^repository:\s*\n(?:\s+.*\n)*?\s+url:\s*(\S+)", text, re.M)
+    if not match:
+        raise SystemExit("_config.yml has no repository.url")
+    return match.group(1).strip("\"'")
+
+
+def package_version():
+    text = (ROOT / "companion" / "__init__.py").read_text()
+    return re.search(r'^__version__ = "([^"]+)"', text, re.M).group(1)
+
+
+def bootstrap_source():
+    return BOOTSTRAP_TEMPLATE.format(url=repository_url(), version=package_version())
+
+
+def all_notebooks():
+    return sorted(
+        p for p in BOOK.rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts and "_build" not in p.parts
+    )
+
+
+def code_cells(notebook):
+    return [c for c in notebook["cells"] if c["cell_type"] == "code"]
+
+
+def source(cell):
+    text = cell["source"]
+    return "".join(text) if isinstance(text, list) else text
+
+
+def convention_problems(path):
+    """List the ways a notebook breaks the book's conventions (empty if none)."""
+    notebook = json.loads(pathlib.Path(path).read_text())
+    cells = code_cells(notebook)
+    problems = []
+    if not cells or source(cells[0]) != bootstrap_source():
+        problems.append("the first code cell is not the bootstrap cell "
+                        "(run `python3 tasks.py sync`)")
+    counts = [c.get("execution_count") for c in cells]
+    if counts != list(range(1, len(cells) + 1)):
+        problems.append(f"not executed top to bottom: execution counts {counts}")
+    for index, cell in enumerate(cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                problems.append(f"code cell {index + 1} stored an error")
+        for what, pattern in FORBIDDEN.items():
+            if pattern.search(source(cell)):
+                problems.append(f"code cell {index + 1} {what}; it belongs in companion")
+    return problems
+
+
+def sync():
+    """Make every notebook's first code cell the bootstrap cell."""
+    wanted = bootstrap_source()
+    for path in all_notebooks():
+        notebook = json.loads(path.read_text())
+        cells = code_cells(notebook)
+        if cells and "Bootstrap" in source(cells[0]):
+            if source(cells[0]) == wanted:
+                continue
+            cells[0]["source"] = wanted
+        else:
+            notebook["cells"].insert(0, _new_code_cell(wanted))
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+        print(f"synced {path.relative_to(ROOT)}")
+
+
+def _new_code_cell(text):
+    return {"cell_type": "code", "execution_count": None, "metadata": {},
+            "outputs": [], "source": text}
+
+
+def execute_one(path):
+    """Execute one notebook in place (called in a child process)."""
+    import nbclient
+    import nbformat
+
+    path = pathlib.Path(path)
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=1800, kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()
+    nbformat.write(notebook, path)
+
+
+def execute(paths):
+    """Execute notebooks one by one, each in a fresh process; report time and memory."""
+    paths = [pathlib.Path(p).resolve() for p in paths] or all_notebooks()
+    total, failed = 0.0, []
+    print(f"{'notebook':48s} {'wall s':>8s} {'peak MiB':>9s}")
+    for path in paths:
+        start = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, __file__, "_execute_one", str(path)],
+            capture_output=True, text=True,
+        )
+        wall = time.perf_counter() - start
+        total += wall
+        peak = _peak_mib(child.stdout)
+        name = str(path.relative_to(ROOT))
+        status = "" if child.returncode == 0 else "  FAILED"
+        print(f"{name:48s} {wall:8.1f} {peak:9.0f}{status}", flush=True)
+        if child.returncode:
+            failed.append(name)
+            print(child.stderr[-3000:], file=sys.stderr)
+    print(f"{'total':48s} {total:8.1f}")
+    return 1 if failed else 0
+
+
+def _peak_mib(stdout):
+    match = re.search(r"PEAK_KIB=(\d+)", stdout)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def main(argv):
+    command, args = (argv[0], argv[1:]) if argv else ("", [])
+    if command == "sync":
+        sync()
+        return 0
+    if command == "execute":
+        return execute(args)
+    if command == "_execute_one":
+        execute_one(args[0])
+        # The kernel is our reaped child: its peak RSS is RUSAGE_CHILDREN's.
+        print(f"PEAK_KIB={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -22,6 +22,8 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / "companion-install.sha256"
 EXTRAS = ".[book,test]"
+# `python -m jupyter_book` does nothing in Jupyter Book 1.x: call its CLI entry point.
+JUPYTER_BOOK = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
 
 
 def _fingerprint():
@@ -53,7 +55,7 @@ def run(*args):
 
 def build():
     """Render the book from the notebooks' stored outputs (no execution)."""
-    return run(PYTHON, "-m", "jupyter_book", "build", ".", "--path-output", ".")
+    return run(PYTHON, "-c", JUPYTER_BOOK, "build", ".", "--path-output", ".")
 
 
 def test():

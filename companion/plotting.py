@@ -138,3 +138,46 @@ def save_animation(frames, path, columns=8, duration_ms=300, scale=3):
 
 
 matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100})
+
+
+def class_balance(labels_by_split, title="Images per class"):
+    """Bar chart of class counts, one group of bars per split; returns the figure.
+
+    Args:
+        labels_by_split: dict mapping a split name to an int array of labels.
+    """
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 3))
+    names = list(labels_by_split)
+    classes = np.arange(int(max(np.max(v) for v in labels_by_split.values())) + 1)
+    width = 0.8 / len(names)
+    for index, name in enumerate(names):
+        counts = np.bincount(labels_by_split[name], minlength=len(classes))
+        axis.bar(classes + index * width, counts, width=width, label=name)
+    axis.set_xticks(classes + 0.4 - width / 2, [str(c) for c in classes])
+    axis.set_xlabel("class")
+    axis.set_ylabel("images")
+    axis.legend()
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def scatter_2d(points, colours=None, title=None, centres=None, limit=None):
+    """Scatter plot of 2-D points (optionally coloured, with marked centres)."""
+    plt = _pyplot()
+    points = np.asarray(points)
+    figure, axis = plt.subplots(figsize=(4, 4))
+    axis.scatter(points[:, 0], points[:, 1], c=colours, s=4, alpha=0.6,
+                 cmap="tab10" if colours is not None else None)
+    if centres is not None:
+        centres = np.asarray(centres)
+        axis.scatter(centres[:, 0], centres[:, 1], marker="x", c="black", s=60)
+    if limit is not None:
+        axis.set_xlim(-limit, limit)
+        axis.set_ylim(-limit, limit)
+    axis.set_aspect("equal")
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure

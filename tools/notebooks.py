@@ -93,6 +93,9 @@ def convention_problems(path):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 problems.append(f"code cell {index + 1} stored an error")
+        if source(cell).rstrip().endswith(";"):
+            problems.append(f"code cell {index + 1} ends with ';' (nbval ignores it: "
+                            "assign the value instead, e.g. `figure = ...`)")
         for what, pattern in FORBIDDEN.items():
             if pattern.search(source(cell)):
                 problems.append(f"code cell {index + 1} {what}; it belongs in companion")

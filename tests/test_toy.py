@@ -1,0 +1,73 @@
+"""Tests of companion.models.toy: MLP networks and the 1-D closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+
+import companion  # noqa: F401
+from companion import data
+from companion.models import toy
+
+GRID = np.linspace(-12.0, 12.0, 24001)
+
+
+def test_mlp_shapes_and_logits():
+    generator = toy.make_mlp_generator(latent_dim=3, data_dim=2, width=8)
+    discriminator = toy.make_mlp_discriminator(data_dim=2, width=8)
+    assert generator.output_shape == (None, 2)
+    assert discriminator.output_shape == (None, 1)
+    # 3*8+8 + 8*8+8 + 8*2+2
+    assert generator.count_params() == 122
+
+
+def test_optimal_discriminator_closed_form():
+    p = toy.gaussian_density(GRID, 0.0, 1.0)
+    q = toy.gaussian_density(GRID, 1.0, 1.0)
+    d_star = toy.optimal_discriminator(p, q)
+    assert d_star[np.argmin(abs(GRID - 0.5))] == pytest.approx(0.5, abs=1e-3)
+    # Log-odds of two unit-variance Gaussians are linear: log D/(1-D) = 1/2 - x.
+    inside = abs(GRID) < 5
+    log_odds = np.log(d_star[inside] / (1 - d_star[inside]))
+    np.testing.assert_allclose(log_odds, 0.5 - GRID[inside], atol=1e-6)
+    assert toy.optimal_discriminator(np.zeros(2), np.zeros(2)).tolist() == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.5, 2.0, 8.0])
+def test_value_at_optimum_is_minus_log4_plus_2_jsd(shift):
+    p = toy.gaussian_density(GRID, 0.0, 1.0)
+    q = toy.gaussian_density(GRID, shift, 0.7)
+    jsd = toy.jensen_shannon(p, q, GRID)
+    assert 0.0 <= jsd <= math.log(2) + 1e-9
+    assert toy.value_at_optimum(p, q, GRID) == pytest.approx(
+        -math.log(4) + 2 * jsd, abs=1e-6)
+
+
+def test_jensen_shannon_limits():
+    p = toy.gaussian_density(GRID, -6.0, 0.5)
+    assert toy.jensen_shannon(p, p, GRID) == pytest.approx(0.0, abs=1e-9)
+    far = toy.gaussian_density(GRID, 6.0, 0.5)
+    assert toy.jensen_shannon(p, far, GRID) == pytest.approx(math.log(2), abs=1e-6)
+    # Strictly between for overlapping densities.
+    near = toy.gaussian_density(GRID, -5.0, 0.5)
+    assert 0.05 < toy.jensen_shannon(p, near, GRID) < math.log(2) - 0.05
+
+
+def test_toy_gan_learns_a_shifted_gaussian():
+    real = data.gaussian_1d(2048, mean=3.0, std=0.5, seed=0)
+    model = toy.make_model(data_dim=1, latent_dim=1, width=16, seed=0,
+                           d_learning_rate=2e-3, g_learning_rate=2e-3)
+    before = model.generate(2000, seed=1)
+    model.fit(real, epochs=15, batch_size=128, verbose=0)
+    after = model.generate(2000, seed=1)
+    assert abs(after.mean() - 3.0) < 0.4 < abs(before.mean() - 3.0)
+    # The discriminator is near 1/2 on the data once the generator matches it.
+    assert 0.25 < model.discriminate(real[:500]).mean() < 0.75
+
+
+def test_toy_fit_rejects_wrong_dimension():
+    model = toy.make_model(data_dim=2, latent_dim=2, width=4)
+    with pytest.raises(ValueError, match="shape"):
+        model.fit(np.zeros((8, 1), "float32"), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="finite"):
+        model.fit(np.full((8, 2), np.nan, "float32"), epochs=1, verbose=0)

@@ -326,7 +326,7 @@ def _frechet_from_features(features_a, features_b):
 
 def _gaussian_fit(features):
     features = np.asarray(features, dtype="float64")
-    return features.mean(axis=0), np.cov(features, rowvar=False)
+    return features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))
 
 
 def _psd_sqrt(matrix):

@@ -392,3 +392,25 @@ def test_per_example_losses_need_a_batch_axis(call):
 def test_scalars_are_rejected():
     with pytest.raises(ValueError, match=r"rank >= 1.*\(\)"):
         losses.generator_loss(np.float32(0.0))
+
+
+def test_gradient_penalty_inside_a_stateless_keras_step():
+    critic = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
+                               keras.layers.Dense(1)])
+    trainable = [v.value for v in critic.trainable_variables]
+    non_trainable = [v.value for v in critic.non_trainable_variables]
+    rng = np.random.default_rng(3)
+    real = rng.random((8, 2, 2, 1)).astype("float32")
+    fake = rng.random((8, 2, 2, 1)).astype("float32")
+
+    def penalty(trainable, key):
+        def critic_fn(x):
+            scores, _ = critic.stateless_call(trainable, non_trainable, x, training=True)
+            return scores
+        return losses.gradient_penalty(critic_fn, real, fake, seed=key)
+
+    key = jax.random.key_data(jax.random.PRNGKey(0))
+    value, grads = jax.jit(jax.value_and_grad(penalty))(trainable, key)
+    norm = np.linalg.norm(np.asarray(trainable[0]))
+    assert float(value) == pytest.approx((norm - 1) ** 2, rel=1e-4)  # a linear critic
+    assert all(np.isfinite(np.asarray(g)).all() for g in grads)

@@ -1,0 +1,471 @@
+"""Row-by-row autoregressive image model with an exact likelihood.
+
+An image of H rows is a sequence ``x_1, ..., x_H`` of rows of W pixels. The
+chain rule of probability gives the exact factorisation
+
+    p(x) = prod_t p(x_t | x_<t),
+
+and a recurrent network summarises the rows above in its state:
+``h_t = f(W r_t + U h_{t-1} + b)`` with the input ``r_t = x_{t-1}`` (the row
+*above*, a zero row for ``t = 1``) and per-pixel Bernoulli logits
+``l_t = V h_t + c`` for row t. Training feeds the true rows (teacher forcing,
+Williams and Zipser 1989); sampling feeds the model's own rows back, one row
+at a time (ancestral sampling). This is the row-wise cousin of PixelRNN (van
+den Oord et al. 2016), which also orders the pixels within a row.
+
+The module also holds :func:`gradient_norm_by_distance`, the measurement of
+how the gradient of the state with respect to earlier inputs decays (or
+explodes) with the time distance (Bengio et al. 1994; Pascanu et al. 2013).
+
+Example:
+
+>>> from companion.models import rnn
+>>> model = rnn.make_model(units=16)
+>>> model.sample(2, seed=0).shape
+(2, 28, 28, 1)
+"""
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+from keras import ops
+
+from companion import losses
+from companion._validation import check_choice, check_images, check_int
+
+VALUE_RANGE = "binary"
+CELLS = ("simple", "gru", "lstm")
+_LAYERS = {
+    "simple": keras.layers.SimpleRNN,
+    "gru": keras.layers.GRU,
+    "lstm": keras.layers.LSTM,
+}
+
+# What the chapter trains with (book/04_rnn/row_models.ipynb).
+BOOK_CONFIG = {"units": 128, "epochs": 12, "batch_size": 32, "learning_rate": 3e-3,
+               "clipnorm": 1.0}
+
+
+def _check_image_shape(image_shape):
+    shape = tuple(image_shape)
+    if len(shape) != 3 or not all(isinstance(s, (int, np.integer)) and s >= 1
+                                  for s in shape):
+        raise ValueError(
+            f"`image_shape` must be (height, width, channels) of positive ints; "
+            f"got {image_shape!r}."
+        )
+    return tuple(int(s) for s in shape)
+
+
+def _recurrent_layer(cell, units, seed, return_sequences=True, activation=None,
+                     recurrent_gain=1.0):
+    options = {
+        "return_sequences": return_sequences,
+        "kernel_initializer": keras.initializers.GlorotUniform(seed=seed),
+        "recurrent_initializer": keras.initializers.Orthogonal(
+            gain=recurrent_gain, seed=seed + 1),
+    }
+    if activation is not None:
+        options["activation"] = activation
+    return _LAYERS[cell](units, **options)
+
+
+def _cell_step(cell_layer, inputs, states):
+    """One step of a Keras RNN cell; states and outputs as tuples."""
+    output, new_states = cell_layer(inputs, list(states))
+    if not isinstance(new_states, (list, tuple)):
+        new_states = [new_states]
+    return output, tuple(new_states)
+
+
+def _initial_states(cell_layer, batch, dtype):
+    sizes = cell_layer.state_size
+    sizes = sizes if isinstance(sizes, (list, tuple)) else [sizes]
+    return tuple(jnp.zeros((batch, size), dtype) for size in sizes)
+
+
+@keras.saving.register_keras_serializable(package="companion")
+class RowRNN(keras.Model):
+    """Autoregressive model of binary images, one row a time step.
+
+    ``p(x) = prod_t prod_w Bernoulli(x_{t,w}; sigmoid(l_{t,w}))`` with logits
+    ``l_t = V h_t + c`` computed from the rows above row t only. `call` returns
+    these logits under teacher forcing; `fit(images)` minimises the mean of
+    :func:`companion.losses.autoregressive_nll`, the exact negative
+    log-likelihood in nats. Clip gradients with the optimiser, e.g.
+    ``compile(optimizer=keras.optimizers.Adam(clipnorm=1.0))``.
+
+    Args:
+        image_shape: `(height, width, channels)` of the images; a row of
+            ``width * channels`` pixels is one time step.
+        cell: ``"simple"`` (Elman), ``"gru"`` (Cho et al. 2014) or ``"lstm"``
+            (Hochreiter and Schmidhuber 1997).
+        units: size of the recurrent state.
+        seed: seed of the weight initialisers and of the sampler's generator.
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Raises:
+        ValueError: for an unknown `cell`, a bad `units` or `image_shape`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = RowRNN(cell="gru", units=8)
+    >>> images = np.zeros((2, 28, 28, 1), "float32")
+    >>> model(images).shape
+    (2, 28, 28, 1)
+    """
+
+    def __init__(self, image_shape=(28, 28, 1), cell="lstm", units=128, seed=0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = _check_image_shape(image_shape)
+        self.cell_type = check_choice("cell", cell, CELLS)
+        self.units = check_int("units", units)
+        self.seed = check_int("seed", seed, minimum=0)
+        height, width, channels = self.image_shape
+        self.row_size = width * channels
+        self.recurrent = _recurrent_layer(self.cell_type, self.units, self.seed)
+        self.readout = keras.layers.Dense(
+            self.row_size,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=self.seed + 2),
+            name="readout",
+        )
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self._jitted = {}
+
+    def build(self, input_shape=None):
+        rows = (None, self.image_shape[0], self.row_size)
+        self.recurrent.build(rows)
+        self.readout.build((None, self.image_shape[0], self.units))
+        self.built = True
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(image_shape=self.image_shape, cell=self.cell_type,
+                      units=self.units, seed=self.seed)
+        return config
+
+    # Teacher-forced likelihood ---------------------------------------------------
+
+    def _rows(self, images):
+        return ops.reshape(images, (-1, self.image_shape[0], self.row_size))
+
+    def call(self, images, training=False):
+        """Logits of every pixel given the rows above it (teacher forcing).
+
+        Args:
+            images: `(B, H, W, C)` binary images.
+
+        Returns:
+            Logits of shape `(B, H, W, C)`; row t depends on rows < t only.
+        """
+        rows = self._rows(ops.convert_to_tensor(images, self.compute_dtype))
+        shifted = ops.pad(rows[:, :-1], ((0, 0), (1, 0), (0, 0)))
+        states = self.recurrent(shifted, training=training)
+        logits = self.readout(states)
+        return ops.reshape(logits, (-1,) + self.image_shape)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        """Mean exact negative log-likelihood of the batch, in nats an image."""
+        loss = ops.mean(losses.autoregressive_nll(self._rows(x), self._rows(y_pred)))
+        losses_of_layers = self.losses
+        if losses_of_layers:
+            loss = loss + ops.sum(losses_of_layers)
+        return loss
+
+    def fit(self, x=None, y=None, **kwargs):
+        """Train on binary images `(N, H, W, C)`; `y` must stay None."""
+        if y is not None:
+            raise ValueError("RowRNN.fit takes images only (`y` must be None): the "
+                             "targets are the images themselves.")
+        x = check_images(x, "x", shape=self.image_shape)
+        return super().fit(x, **kwargs)
+
+    def _values(self):
+        return ([v.value for v in self.trainable_variables],
+                [v.value for v in self.non_trainable_variables])
+
+    def _jit(self, name, builder):
+        if name not in self._jitted:
+            self._jitted[name] = jax.jit(builder())
+        return self._jitted[name]
+
+    def logits(self, images, batch_size=512):
+        """Teacher-forced logits as a numpy array, computed in compiled batches."""
+        images = check_images(images, "images", shape=self.image_shape)
+        if not self.built:
+            self.build()
+
+        def builder():
+            def run(trainable, non_trainable, batch):
+                return self.stateless_call(trainable, non_trainable, batch)[0]
+            return run
+
+        run = self._jit("logits", builder)
+        trainable, non_trainable = self._values()
+        parts = [np.asarray(run(trainable, non_trainable, images[i:i + batch_size]))
+                 for i in range(0, len(images), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros_like(images)
+
+    def log_likelihood(self, images, batch_size=512):
+        """Exact per-example log p(x) in nats.
+
+        Formula:
+
+        ```
+        log p(x) = sum_t log p(x_t | x_<t) = -autoregressive_nll(x, call(x))
+        ```
+
+        Args:
+            images: binary images `(N, H, W, C)` in {0, 1}.
+            batch_size: images per compiled call.
+
+        Returns:
+            float numpy array `(N,)`, each <= 0.
+
+        Raises:
+            ValueError: for a wrong shape or values outside {0, 1}.
+
+        Example:
+
+        >>> import numpy as np
+        >>> model = RowRNN(units=8)
+        >>> model.log_likelihood(np.zeros((3, 28, 28, 1), "float32")).shape
+        (3,)
+        """
+        images = _check_binary(images, self.image_shape)
+        logits = self.logits(images, batch_size)
+        nll = losses.autoregressive_nll(self._rows(images), self._rows(logits))
+        return -np.asarray(nll, dtype="float64")
+
+    # Ancestral sampling -----------------------------------------------------------
+
+    def _generator(self):
+        """Compiled scan over rows; rows before `rows_given` are copied."""
+        cell = self.recurrent.cell
+        variables = self.trainable_variables + self.non_trainable_variables
+        height = self.image_shape[0]
+
+        def generate(values, key, given, rows_given, temperature):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                batch = given.shape[0]
+                states = _initial_states(cell, batch, given.dtype)
+                first = jnp.zeros((batch, self.row_size), given.dtype)
+                keys = jax.random.split(key, height)
+
+                def step(carry, inputs):
+                    previous, states = carry
+                    t, row_key, given_row = inputs
+                    output, states = _cell_step(cell, previous, states)
+                    logits = self.readout(output) / temperature
+                    drawn = jax.random.bernoulli(row_key, jax.nn.sigmoid(logits))
+                    row = jnp.where(t < rows_given, given_row,
+                                    drawn.astype(given.dtype))
+                    return (row, states), row
+
+                _, rows = jax.lax.scan(
+                    step, (first, states),
+                    (jnp.arange(height), keys, jnp.swapaxes(given, 0, 1)))
+            return jnp.swapaxes(rows, 0, 1)
+
+        return generate
+
+    def _key(self, seed):
+        if seed is None:
+            return self.seed_generator.next()
+        return jax.random.PRNGKey(check_int("seed", seed, minimum=0))
+
+    def _generate(self, given_rows, rows_given, seed, temperature):
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(f"`temperature` must be a number > 0; got {temperature!r}.")
+        if not self.built:
+            self.build()
+        run = self._jit("generate", self._generator)
+        trainable, non_trainable = self._values()
+        rows = run(trainable + non_trainable, self._key(seed),
+                   jnp.asarray(given_rows, "float32"), jnp.int32(rows_given),
+                   jnp.float32(temperature))
+        return np.asarray(rows, dtype="float32").reshape((-1,) + self.image_shape)
+
+    def sample(self, num, seed=None, temperature=1.0):
+        """Draw images row by row from the model (ancestral sampling).
+
+        Each row's pixels are drawn from ``Bernoulli(sigmoid(l_t / T))`` given
+        the rows drawn so far; the whole loop is one compiled `jax.lax.scan`.
+
+        Args:
+            num: number of images.
+            seed: int for reproducible samples, or None to advance the
+                model's own seed generator.
+            temperature: T > 0; T < 1 sharpens, T > 1 flattens each pixel's
+                distribution (T = 1 samples the model itself).
+
+        Returns:
+            float32 numpy array `(num, H, W, C)` with values in {0, 1}.
+
+        Raises:
+            ValueError: for a bad `num`, `seed` or `temperature`.
+
+        Example:
+
+        >>> model = RowRNN(units=8)
+        >>> bool((model.sample(2, seed=1) == model.sample(2, seed=1)).all())
+        True
+        """
+        num = check_int("num", num)
+        zeros = np.zeros((num, self.image_shape[0], self.row_size), "float32")
+        return self._generate(zeros, 0, seed, temperature)
+
+    def complete(self, images, rows_given, seed=None, temperature=1.0):
+        """Keep the first `rows_given` rows and sample the rest from the model.
+
+        The given rows are fed through the network exactly as in training, then
+        the remaining rows are drawn from ``p(x_t | x_<t)``.
+
+        Args:
+            images: binary images `(N, H, W, C)`; only their first `rows_given`
+                rows are read.
+            rows_given: number of rows to keep, 0 <= rows_given <= H.
+            seed: int for reproducible completions, or None.
+            temperature: T > 0, as in :meth:`sample`.
+
+        Returns:
+            float32 numpy array `(N, H, W, C)` whose first `rows_given` rows equal
+            the input's exactly.
+
+        Raises:
+            ValueError: for a bad shape, non-binary values or `rows_given`
+                outside [0, H].
+
+        Example:
+
+        >>> import numpy as np
+        >>> model = RowRNN(units=8)
+        >>> top = np.ones((1, 28, 28, 1), "float32")
+        >>> bool((model.complete(top, 14, seed=0)[:, :14] == 1).all())
+        True
+        """
+        images = _check_binary(images, self.image_shape)
+        rows_given = check_int("rows_given", rows_given, minimum=0)
+        if rows_given > self.image_shape[0]:
+            raise ValueError(f"`rows_given` must be <= the image height "
+                             f"{self.image_shape[0]}; got {rows_given}.")
+        rows = images.reshape((len(images), self.image_shape[0], self.row_size))
+        return self._generate(rows, rows_given, seed, temperature)
+
+
+def _check_binary(images, image_shape):
+    images = check_images(images, "images", shape=image_shape)
+    if not np.isin(images, (0.0, 1.0)).all():
+        raise ValueError("`images` must be binary (values in {0, 1}); load them with "
+                         "companion.data.load(..., value_range='binary').")
+    return images
+
+
+def make_model(image_shape=(28, 28, 1), cell="lstm", units=BOOK_CONFIG["units"],
+               seed=0, learning_rate=BOOK_CONFIG["learning_rate"],
+               clipnorm=BOOK_CONFIG["clipnorm"], **kwargs):
+    """The book's RowRNN, compiled with Adam and gradient clipping.
+
+    Args:
+        image_shape: `(height, width, channels)`.
+        cell: ``"simple"``, ``"gru"`` or ``"lstm"``.
+        units: size of the recurrent state.
+        seed: seed of the initialisers and the sampler.
+        learning_rate: Adam's step size.
+        clipnorm: rescale each gradient to this norm at most (None: no clipping).
+        **kwargs: passed to :class:`RowRNN`.
+
+    Returns:
+        A compiled :class:`RowRNN`, ready for ``fit(binary_images)``.
+
+    Example:
+
+    >>> model = make_model(cell="gru", units=8)
+    >>> model.cell_type
+    'gru'
+    """
+    model = RowRNN(image_shape=image_shape, cell=cell, units=units, seed=seed,
+                   **kwargs)
+    model.build()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm))
+    return model
+
+
+# Gradient flow through time ------------------------------------------------------
+
+
+def gradient_norm_by_distance(cell="simple", units=64, steps=40, seed=0,
+                              input_dim=28, batch=8, activation=None,
+                              recurrent_gain=1.0, forget_bias=None):
+    """Measure ``||d h_T / d x_t||`` against the time distance ``T - t``.
+
+    A freshly initialised recurrent layer (Keras defaults: Glorot input
+    weights, orthogonal recurrent weights scaled by `recurrent_gain`) reads
+    standard-normal input sequences; the Jacobian of its last state with
+    respect to each input is computed exactly with `jax.jacrev`.
+
+    Formula:
+
+    ```
+    d h_T / d x_t = (prod_{k=t+1}^{T} d h_k / d h_{k-1}) d h_t / d x_t
+    norm[d]       = mean over sequences of ||d h_T / d x_{T-d}||_F
+    ```
+
+    The product of T - t state Jacobians shrinks or grows geometrically unless
+    its factors have norm close to 1 (Bengio et al. 1994; Pascanu et al. 2013).
+
+    Args:
+        cell: ``"simple"``, ``"gru"`` or ``"lstm"``.
+        units: state size.
+        steps: sequence length T.
+        seed: seed of the weights and the inputs.
+        input_dim: size of one input vector.
+        batch: number of sequences averaged.
+        activation: the cell's activation (None: the Keras default, tanh);
+            the original document's listing uses ``"relu"``.
+        recurrent_gain: scale of the orthogonal recurrent initialiser.
+        forget_bias: for ``"lstm"``, set the forget gate's bias to this value
+            (Keras initialises it to 1).
+
+    Returns:
+        float numpy array `(steps,)`: entry d is the mean norm at distance d.
+
+    Raises:
+        ValueError: for an unknown `cell` or bad sizes.
+
+    Example:
+
+    >>> norms = gradient_norm_by_distance("simple", units=16, steps=10)
+    >>> norms.shape, bool(norms[0] > norms[-1])
+    ((10,), True)
+    """
+    check_choice("cell", cell, CELLS)
+    for name, value in (("units", units), ("steps", steps), ("input_dim", input_dim),
+                        ("batch", batch)):
+        check_int(name, value)
+    layer = _recurrent_layer(cell, units, seed, return_sequences=False,
+                             activation=activation, recurrent_gain=recurrent_gain)
+    layer.build((None, steps, input_dim))
+    if forget_bias is not None:
+        if cell != "lstm":
+            raise ValueError(f"`forget_bias` applies to cell='lstm' only; got "
+                             f"cell={cell!r}.")
+        bias = np.array(layer.cell.bias.numpy())
+        bias[units:2 * units] = forget_bias
+        layer.cell.bias.assign(bias)
+    values = [v.value for v in layer.trainable_variables]
+    fixed = [v.value for v in layer.non_trainable_variables]
+    inputs = jax.random.normal(jax.random.PRNGKey(seed), (batch, steps, input_dim))
+
+    def last_state(trainable, sequence):
+        output, _ = layer.stateless_call(trainable, fixed, sequence[None])
+        return output[0]
+
+    jacobian = jax.vmap(jax.jacrev(last_state, argnums=1), in_axes=(None, 0))
+    per_step = jacobian(values, inputs)                    # (batch, units, T, in)
+    norms = jnp.sqrt(jnp.sum(per_step ** 2, axis=(1, 3)))  # (batch, T)
+    return np.asarray(jnp.mean(norms, axis=0)[::-1], dtype="float64")

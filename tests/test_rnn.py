@@ -1,0 +1,166 @@
+"""companion.models.rnn: the row-by-row autoregressive model and gradient flow."""
+
+import numpy as np
+import pytest
+
+from companion import losses  # first: selects the JAX backend
+import keras  # noqa: E402
+from companion.models import rnn
+
+SHAPE = (6, 5, 1)
+
+
+def _binary(num, seed=0, shape=SHAPE):
+    rng = np.random.default_rng(seed)
+    return (rng.random((num,) + shape) < 0.4).astype("float32")
+
+
+@pytest.fixture(scope="module", params=rnn.CELLS)
+def model(request):
+    return rnn.make_model(image_shape=SHAPE, cell=request.param, units=8, seed=3)
+
+
+def test_causality_rows_at_or_after_t_do_not_change_rows_up_to_t(model):
+    images = _binary(3)
+    base = model.logits(images)
+    for t in range(SHAPE[0]):
+        changed = images.copy()
+        changed[:, t:] = 1.0 - changed[:, t:]
+        logits = model.logits(changed)
+        np.testing.assert_array_equal(logits[:, :t + 1], base[:, :t + 1])
+        if t + 1 < SHAPE[0]:   # and the model does look at the rows above
+            assert np.abs(logits[:, t + 1:] - base[:, t + 1:]).max() > 1e-6
+
+
+def test_log_likelihood_is_minus_autoregressive_nll(model):
+    images = _binary(4, seed=1)
+    expected = -np.asarray(losses.autoregressive_nll(images, model(images)))
+    np.testing.assert_allclose(model.log_likelihood(images), expected, rtol=1e-5)
+    assert (model.log_likelihood(images) < 0).all()
+
+
+def test_likelihood_is_normalised_over_all_images():
+    # Every binary 2 x 2 image: the probabilities must sum to exactly 1.
+    tiny = rnn.make_model(image_shape=(2, 2, 1), cell="lstm", units=4, seed=0)
+    codes = np.arange(16)[:, None] >> np.arange(4)[None, :] & 1
+    images = codes.reshape(16, 2, 2, 1).astype("float32")
+    total = np.exp(tiny.log_likelihood(images)).sum()
+    assert total == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sampling_is_deterministic_with_a_seed_and_binary(model):
+    first, second = model.sample(5, seed=11), model.sample(5, seed=11)
+    np.testing.assert_array_equal(first, second)
+    assert first.shape == (5,) + SHAPE and first.dtype == np.float32
+    assert set(np.unique(first)) <= {0.0, 1.0}
+    assert not np.array_equal(first, model.sample(5, seed=12))
+    assert not np.array_equal(model.sample(5), model.sample(5))
+
+
+def test_sampling_follows_the_model_probabilities():
+    # Row 0 is drawn from sigmoid(readout(cell(0))): check the frequency.
+    tiny = rnn.make_model(image_shape=(2, 3, 1), cell="gru", units=4, seed=1)
+    tiny.readout.bias.assign(np.array([1.0, -1.5, 0.2], "float32"))
+    samples = tiny.sample(4000, seed=0)
+    p_first_row = 1 / (1 + np.exp(-tiny.logits(np.zeros((1, 2, 3, 1), "float32"))[0, 0]))
+    np.testing.assert_allclose(samples[:, 0].mean(0), p_first_row, atol=0.03)
+
+
+def test_low_temperature_sharpens():
+    tiny = rnn.make_model(image_shape=(2, 3, 1), cell="simple", units=4, seed=1)
+    tiny.readout.bias.assign(np.array([1.0, -1.5, 0.3], "float32"))
+    probs = 1 / (1 + np.exp(-tiny.logits(np.zeros((1, 2, 3, 1), "float32"))[0, 0, :, 0]))
+    cold = tiny.sample(500, seed=0, temperature=0.05)[:, 0, :, 0].mean(0)
+    np.testing.assert_allclose(probs, 1 / (1 + np.exp(-np.array([1.0, -1.5, 0.3]))),
+                               rtol=1e-5)   # zero input and state: sigmoid(bias)
+    np.testing.assert_allclose(cold, (probs > 0.5).astype("float32"), atol=0.02)
+
+
+def test_completion_keeps_the_given_rows_bit_for_bit(model):
+    images = _binary(6, seed=2)
+    for rows_given in (0, 2, SHAPE[0]):
+        completed = model.complete(images, rows_given, seed=0)
+        np.testing.assert_array_equal(completed[:, :rows_given], images[:, :rows_given])
+    np.testing.assert_array_equal(model.complete(images, SHAPE[0]), images)
+    # The rows given condition the rest: with seed fixed, changing them matters.
+    other = 1.0 - images
+    assert not np.array_equal(model.complete(images, 3, seed=0)[:, 3:],
+                              model.complete(other, 3, seed=0)[:, 3:])
+
+
+def test_fit_lowers_the_negative_log_likelihood():
+    images = np.tile(_binary(2, seed=5), (16, 1, 1, 1))
+    model = rnn.make_model(image_shape=SHAPE, cell="lstm", units=8, learning_rate=0.02)
+    before = -model.log_likelihood(images).mean()
+    model.fit(images, epochs=15, batch_size=8, verbose=0)
+    after = -model.log_likelihood(images).mean()
+    assert after < 0.5 * before
+    # The loss Keras reports is the same exact mean NLL.
+    assert model.evaluate(images, batch_size=32, verbose=0) == pytest.approx(after, rel=1e-4)
+
+
+def test_save_and_load_round_trip(model, tmp_path):
+    path = tmp_path / "row_rnn.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    images = _binary(3, seed=4)
+    assert loaded.get_config()["cell"] == model.get_config()["cell"]
+    np.testing.assert_allclose(loaded.logits(images), model.logits(images), atol=1e-6)
+    np.testing.assert_array_equal(loaded.sample(3, seed=5), model.sample(3, seed=5))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"cell": "transformer"}, "cell"),
+    ({"units": 0}, "units"),
+    ({"image_shape": (28, 28)}, "image_shape"),
+])
+def test_bad_constructor_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rnn.RowRNN(**kwargs)
+
+
+def test_bad_call_arguments_raise(model):
+    images = _binary(2)
+    with pytest.raises(ValueError, match="binary"):
+        model.log_likelihood(images * 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        model.log_likelihood(np.zeros((2, 28, 28, 1), "float32"))
+    with pytest.raises(ValueError, match="rows_given"):
+        model.complete(images, SHAPE[0] + 1)
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(2, temperature=0)
+    with pytest.raises(ValueError, match="num"):
+        model.sample(0)
+    with pytest.raises(ValueError, match="y"):
+        model.fit(images, images)
+
+
+def test_book_config_and_value_range():
+    assert rnn.VALUE_RANGE == "binary"
+    assert {"epochs", "batch_size", "learning_rate"} <= set(rnn.BOOK_CONFIG)
+    model = rnn.make_model()
+    assert model.image_shape == (28, 28, 1) and model.units == rnn.BOOK_CONFIG["units"]
+    assert model.optimizer.clipnorm == rnn.BOOK_CONFIG["clipnorm"]
+
+
+def test_gradient_norm_by_distance_matches_a_linear_closed_form():
+    # A linear simple RNN with orthogonal recurrent weights of gain g:
+    # d h_T / d x_t = (g Q)^(T-t) W, so the norm is g^(T-t) ||W||_F exactly.
+    gain = 0.9
+    norms = rnn.gradient_norm_by_distance("simple", units=6, steps=8, input_dim=3,
+                                          activation="linear", recurrent_gain=gain)
+    np.testing.assert_allclose(norms / norms[0], gain ** np.arange(8), rtol=1e-4)
+
+
+def test_gradient_norms_vanish_and_explode():
+    simple = rnn.gradient_norm_by_distance("simple", units=32, steps=30)
+    assert simple[-1] < 1e-3 * simple[0]                          # vanishes
+    relu = rnn.gradient_norm_by_distance("simple", units=32, steps=30,
+                                         activation="relu", recurrent_gain=2.0)
+    assert relu[-1] > 1e3 * relu[0]                               # explodes
+    lstm = rnn.gradient_norm_by_distance("lstm", units=32, steps=30)
+    remembering = rnn.gradient_norm_by_distance("lstm", units=32, steps=30,
+                                                forget_bias=5.0)
+    assert remembering[-1] / remembering[0] > 100 * lstm[-1] / lstm[0]
+    with pytest.raises(ValueError, match="forget_bias"):
+        rnn.gradient_norm_by_distance("gru", forget_bias=1.0)

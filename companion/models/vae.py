@@ -1,0 +1,704 @@
+"""Variational autoencoders: a convolutional VAE with a Bernoulli decoder.
+
+A VAE (Kingma and Welling 2014; Rezende et al. 2014) is a latent-variable
+model ``p(z) = N(0, I)``, ``p(x|z) = prod Bernoulli(x_i; sigmoid(l_i(z)))``
+fitted by maximising the evidence lower bound (ELBO) with an *encoder*
+``q(z|x) = N(mean(x), diag exp(log_var(x)))`` that approximates the posterior:
+
+```
+log p(x) = ELBO(x) + KL(q(z|x) || p(z|x))  >=  ELBO(x)
+ELBO(x)  = E_q[log p(x|z)] - KL(q(z|x) || p(z))
+```
+
+This module holds
+
+- :func:`make_encoder` (mean and log-variance heads) and :func:`make_decoder`
+  (Bernoulli logits), the corrected networks of the original's section 4.2;
+- :class:`Sampling`, the reparameterisation ``z = mean + exp(log_var / 2) * eps``;
+- :class:`VAE`, trained with ``fit(images)`` on the (beta-weighted) negative
+  ELBO, with ``encode``, ``decode``, ``sample``, ``elbo``, ``log_likelihood``
+  (the importance-weighted bound of Burda et al. 2016) and
+  ``kl_per_dimension``;
+- :class:`KLWarmup`, a callback that raises the KL weight linearly from 0;
+- :func:`make_model` and :data:`BOOK_CONFIG`: the book's configuration.
+
+Data are binary images in {0, 1} (:data:`VALUE_RANGE`); grey levels in [0, 1]
+are accepted too (then the reconstruction term is a cross-entropy, not a
+normalised log-likelihood).
+
+Example:
+
+>>> from companion.models import vae
+>>> model = vae.make_model(latent_dim=2, width=4)
+>>> model.sample(3, seed=0).shape
+(3, 28, 28, 1)
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from companion import losses
+from companion._validation import check_images, check_int
+
+VALUE_RANGE = "binary"
+
+BOOK_CONFIG = {
+    "latent_dim": 16,
+    "width": 16,  # channels of the encoder's first convolution; hidden layers have 2x
+    "epochs": 30,
+    "batch_size": 64,
+    "learning_rate": 2e-3,
+}
+"""The configuration the convolutional-VAE notebook trains (CLI and benchmarks reuse it)."""
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _check_image_shape(image_shape):
+    shape = tuple(image_shape)
+    if len(shape) != 3 or any(not isinstance(s, (int, np.integer)) or s < 1
+                              for s in shape):
+        raise ValueError(f"`image_shape` must be (H, W, C) of positive ints; "
+                         f"got {image_shape!r}.")
+    if shape[0] % 4 or shape[1] % 4:
+        raise ValueError(f"`image_shape` must have H and W divisible by 4 (two "
+                         f"stride-2 layers); got {image_shape!r}.")
+    return tuple(int(s) for s in shape)
+
+
+def make_encoder(latent_dim, image_shape=(28, 28, 1), width=32, name="encoder"):
+    """The encoder ``q(z|x)``: a convolutional network with two Gaussian heads.
+
+    ``Conv(w, stride 2) -> Conv(2w, stride 2) -> Flatten -> Dense(8w)``, then
+    two linear heads: the posterior's ``mean`` and ``log_var`` (log-variance,
+    unconstrained, so the variance ``exp(log_var)`` is always positive). For
+    28x28x1: 14x14xw -> 7x7x2w. The original's encoder returned a single
+    64-vector, i.e. a plain autoencoder's code with no distribution.
+
+    Args:
+        latent_dim: size of ``z`` (>= 1).
+        image_shape: `(H, W, C)`, H and W divisible by 4.
+        width: channels of the first convolution (>= 1).
+        name: the model's name.
+
+    Returns:
+        A functional `keras.Model` from images `(B, H, W, C)` to the list
+        ``[mean, log_var]``, each `(B, latent_dim)`.
+
+    Raises:
+        ValueError: for `latent_dim` or `width` < 1 or a bad `image_shape`.
+
+    Example:
+
+    >>> encoder = make_encoder(latent_dim=2, width=4)
+    >>> [tuple(s) for s in encoder.output_shape]
+    [(None, 2), (None, 2)]
+    """
+    latent_dim = check_int("latent_dim", latent_dim)
+    width = check_int("width", width)
+    shape = _check_image_shape(image_shape)
+    layers = keras.layers
+    images = keras.Input(shape, name="images")
+    x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(images)
+    x = layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Dense(8 * width, activation="relu")(layers.Flatten()(x))
+    mean = layers.Dense(latent_dim, name="mean")(x)
+    log_var = layers.Dense(latent_dim, name="log_var")(x)
+    return keras.Model(images, [mean, log_var], name=name)
+
+
+def make_decoder(latent_dim, image_shape=(28, 28, 1), width=32, name="decoder"):
+    """The decoder ``p(x|z)``: latent codes to Bernoulli *logits* per pixel.
+
+    ``Dense(H/4 * W/4 * 2w) -> ConvT(2w, 4x4, stride 2) -> ConvT(C, 4x4,
+    stride 2)``; for 28x28x1: 7x7 -> 14x14 -> 28x28x1, the image's own shape
+    (the original's decoder made 66x66). The output is a logit ``l``; the
+    pixel's probability of being 1 is ``sigmoid(l)``. Returning logits (no
+    sigmoid layer) lets the loss use the stable form of
+    :func:`companion.losses.bernoulli_log_likelihood`.
+
+    Args:
+        latent_dim: size of ``z`` (>= 1).
+        image_shape: `(H, W, C)`, H and W divisible by 4.
+        width: half the channels of the hidden layers (>= 1).
+        name: the model's name.
+
+    Returns:
+        A functional `keras.Model` from `(B, latent_dim)` to logits `(B, H, W, C)`.
+
+    Raises:
+        ValueError: for `latent_dim` or `width` < 1 or a bad `image_shape`.
+
+    Example:
+
+    >>> make_decoder(latent_dim=2, width=4).output_shape
+    (None, 28, 28, 1)
+    """
+    latent_dim = check_int("latent_dim", latent_dim)
+    width = check_int("width", width)
+    height, breadth, channels = _check_image_shape(image_shape)
+    layers = keras.layers
+    z = keras.Input((latent_dim,), name="z")
+    x = layers.Dense(height // 4 * breadth // 4 * 2 * width, activation="relu")(z)
+    x = layers.Reshape((height // 4, breadth // 4, 2 * width))(x)
+    x = layers.Conv2DTranspose(2 * width, 4, strides=2, padding="same",
+                               activation="relu")(x)
+    logits = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
+                                    name="logits")(x)
+    return keras.Model(z, logits, name=name)
+
+
+@keras.saving.register_keras_serializable(package="companion")
+class Sampling(keras.layers.Layer):
+    """The reparameterisation trick: draw ``z ~ N(mean, diag exp(log_var))``.
+
+    Formula:
+
+    ```
+    z = mean + exp(log_var / 2) * eps,    eps ~ N(0, I)
+    ```
+
+    The noise ``eps`` does not depend on the parameters, so ``z`` is a
+    differentiable function of ``mean`` and ``log_var`` and gradients flow
+    from the decoder into the encoder (Kingma and Welling 2014).
+
+    Args:
+        seed: seed of the layer's `SeedGenerator`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = Sampling(seed=0)
+    >>> mean, log_var = np.zeros((2, 3), "float32"), np.full((2, 3), -100.0, "float32")
+    >>> np.abs(np.asarray(layer([mean, log_var]))).max() < 1e-6  # no variance: z = mean
+    True
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        mean, log_var = inputs
+        eps = keras.random.normal(ops.shape(mean), seed=self.seed_generator,
+                                  dtype=mean.dtype)
+        return mean + ops.exp(0.5 * log_var) * eps
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seed": self.seed})
+        return config
+
+
+def kl_per_dimension(mean, log_var):
+    """KL(q || N(0, I)) of each latent dimension, per example, in nats.
+
+    Formula:
+
+    ```
+    KL_j = 0.5 * (exp(log_var_j) + mean_j**2 - 1 - log_var_j)
+    ```
+
+    Summed over ``j`` it is :func:`companion.losses.kl_normal`. A dimension
+    whose KL stays near 0 on every input is *collapsed*: the encoder ignores it
+    and the decoder gets pure prior noise there.
+
+    Args:
+        mean: posterior means `(B, D)`.
+        log_var: posterior log-variances `(B, D)`.
+
+    Returns:
+        A tensor `(B, D)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> np.asarray(kl_per_dimension(np.array([[1.0, 0.0]]), np.zeros((1, 2)))).tolist()
+    [[0.5, 0.0]]
+    """
+    return 0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var)
+
+
+@keras.saving.register_keras_serializable(package="companion")
+class VAE(keras.Model):
+    """A variational autoencoder trained with ``fit`` on the negative ELBO.
+
+    Each ``train_step`` encodes the batch, draws one ``z`` per example with
+    the reparameterisation trick, decodes it and takes one gradient step on
+
+    ```
+    loss = mean_batch( -log p(x|z) + kl_weight * KL(q(z|x) || N(0, I)) )
+    ```
+
+    with respect to the encoder's and the decoder's weights *together* (one
+    objective, one backward pass: there are no separate "encoder" and
+    "decoder" phases). ``kl_weight`` starts at `beta`; ``beta = 1`` is the
+    ELBO (Kingma and Welling 2014), other values the beta-VAE objective
+    (Higgins et al. 2017): beta trades the *rate* (the KL, in nats) against
+    the *distortion* (the reconstruction term). ``kl_weight`` is a
+    non-trainable variable, so a callback such as :class:`KLWarmup` can change
+    it during training; it is saved with the model.
+
+    Tracked metrics (per epoch, averaged over batches): ``loss``,
+    ``reconstruction`` (``-log p(x|z)``, nats), ``kl`` (nats) and
+    ``kl_dim_0`` ... ``kl_dim_{D-1}`` (the KL of each latent dimension; a
+    collapsed dimension stays near 0).
+
+    Args:
+        encoder: a `keras.Model` from images to ``[mean, log_var]``.
+        decoder: a `keras.Model` from `(B, latent_dim)` to logits shaped like
+            the images.
+        beta: initial weight of the KL term (>= 0).
+        seed: seed of the model's `SeedGenerator`s (training noise, samples).
+
+    Raises:
+        ValueError: for a negative `beta` or networks whose shapes do not fit.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = VAE(make_encoder(2, width=4), make_decoder(2, width=4), seed=0)
+    >>> model.compile(optimizer="adam")
+    >>> images = np.zeros((8, 28, 28, 1), "float32")
+    >>> history = model.fit(images, epochs=1, batch_size=4, verbose=0)
+    >>> sorted(history.history)
+    ['kl', 'kl_dim_0', 'kl_dim_1', 'loss', 'reconstruction']
+    """
+
+    def __init__(self, encoder, decoder, beta=1.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
+            raise ValueError(f"`beta` must be a number >= 0; got {beta!r}.")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.beta = float(beta)
+        self.seed = seed
+        self._check_networks()
+        self.latent_dim = int(self.decoder.input_shape[-1])
+        self.sampler = Sampling(seed=seed, name="sampling")
+        self.seed_generator = keras.random.SeedGenerator(
+            None if seed is None else seed + 1)
+        self.kl_weight = keras.Variable(self.beta, trainable=False, name="kl_weight",
+                                        dtype="float32")
+        names = ["loss", "reconstruction", "kl"] + [
+            f"kl_dim_{j}" for j in range(self.latent_dim)]
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.built = True
+
+    def _check_networks(self):
+        outputs = self.encoder.output_shape
+        if not (isinstance(outputs, list) and len(outputs) == 2):
+            raise ValueError("`encoder` must return [mean, log_var]; it returns "
+                             f"{outputs}.")
+        latent = tuple(self.decoder.input_shape[1:])
+        if tuple(outputs[0][1:]) != latent or tuple(outputs[1][1:]) != latent:
+            raise ValueError(
+                f"`decoder` must take the encoder's codes: encoder outputs "
+                f"{outputs}, decoder input {self.decoder.input_shape}."
+            )
+        if tuple(self.decoder.output_shape[1:]) != tuple(self.encoder.input_shape[1:]):
+            raise ValueError(
+                "`decoder` must output the encoder's input shape; encoder input "
+                f"{self.encoder.input_shape}, decoder output "
+                f"{self.decoder.output_shape}."
+            )
+
+    @property
+    def image_shape(self):
+        """Shape of one image, e.g. `(28, 28, 1)`."""
+        return tuple(self.encoder.input_shape[1:])
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def call(self, x, training=False):
+        """Encode, draw ``z`` by reparameterisation, decode.
+
+        Returns:
+            ``(logits, mean, log_var)``.
+        """
+        mean, log_var = self.encoder(x, training=training)
+        z = self.sampler([mean, log_var])
+        return self.decoder(z, training=training), mean, log_var
+
+    def fit(self, x=None, y=None, **kwargs):
+        """Train on images in [0, 1] (binary for a true likelihood); see `keras.Model.fit`.
+
+        Raises:
+            ValueError: if `x` is not `(N, *image_shape)` with values in [0, 1].
+        """
+        if x is not None and not hasattr(x, "element_spec"):
+            x = check_images(x, "x", shape=self.image_shape)
+        return super().fit(x, y, **kwargs)
+
+    def _objective(self, trainable, non_trainable, x):
+        (logits, mean, log_var), non_trainable = self.stateless_call(
+            trainable, non_trainable, x, training=True)
+        weight = non_trainable[self._kl_weight_index()]
+        reconstruction = ops.mean(-losses.bernoulli_log_likelihood(x, logits))
+        kl_dims = ops.mean(kl_per_dimension(mean, log_var), axis=0)
+        kl = ops.sum(kl_dims)
+        loss = reconstruction + weight * kl
+        return loss, (reconstruction, kl, kl_dims, non_trainable)
+
+    def _kl_weight_index(self):
+        return [id(v) for v in self.non_trainable_variables].index(id(self.kl_weight))
+
+    def train_step(self, state, data):
+        """One gradient step on both networks at once (stateless, for JAX)."""
+        import jax
+
+        trainable, non_trainable, optimizer_variables, metric_variables = state
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        (loss, aux), grads = jax.value_and_grad(self._objective, has_aux=True)(
+            trainable, non_trainable, x)
+        reconstruction, kl, kl_dims, non_trainable = aux
+        trainable, optimizer_variables = self.optimizer.stateless_apply(
+            optimizer_variables, grads, trainable)
+        logs, metric_variables = self._update_metrics(
+            metric_variables, loss, reconstruction, kl, kl_dims)
+        return logs, (trainable, non_trainable, optimizer_variables, metric_variables)
+
+    def test_step(self, state, data):
+        """The same metrics on held-out data, without updating weights."""
+        trainable, non_trainable, metric_variables = state
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        loss, (reconstruction, kl, kl_dims, non_trainable) = self._objective(
+            trainable, non_trainable, x)
+        logs, metric_variables = self._update_metrics(
+            metric_variables, loss, reconstruction, kl, kl_dims)
+        return logs, (trainable, non_trainable, metric_variables)
+
+    def _update_metrics(self, metric_variables, loss, reconstruction, kl, kl_dims):
+        values = {"loss": loss, "reconstruction": reconstruction, "kl": kl}
+        for j in range(self.latent_dim):
+            values[f"kl_dim_{j}"] = kl_dims[j]
+        logs, updated, start = {}, [], 0
+        for metric in self.metrics:
+            count = len(metric.variables)
+            own = metric.stateless_update_state(
+                metric_variables[start:start + count], values[metric.name])
+            logs[metric.name] = metric.stateless_result(own)
+            updated.extend(own)
+            start += count
+        return logs, updated
+
+    # Inference -------------------------------------------------------------------
+
+    def _check_x(self, x):
+        return check_images(x, "x", shape=self.image_shape)
+
+    def _check_z(self, z):
+        z = np.asarray(z, dtype="float32")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"`z` must have shape (N, {self.latent_dim}); "
+                             f"got {z.shape}.")
+        return z
+
+    def encode(self, x, batch_size=256):
+        """The posterior's parameters ``(mean, log_var)``, numpy `(N, latent_dim)` each.
+
+        Raises:
+            ValueError: if `x` is not `(N, *image_shape)` in [0, 1].
+        """
+        x = self._check_x(x)
+        parts = [self.encoder(x[i:i + batch_size], training=False)
+                 for i in range(0, len(x), batch_size)]
+        mean = np.concatenate([np.asarray(p[0]) for p in parts]).astype("float32")
+        log_var = np.concatenate([np.asarray(p[1]) for p in parts]).astype("float32")
+        return mean, log_var
+
+    def decode(self, z, batch_size=256):
+        """The decoder's Bernoulli logits for codes `z`, numpy `(N, *image_shape)`.
+
+        ``sigmoid(logits)`` are the pixel probabilities (e.g. to show a
+        latent interpolation).
+
+        Raises:
+            ValueError: if `z` is not `(N, latent_dim)`.
+        """
+        z = self._check_z(z)
+        parts = [np.asarray(self.decoder(z[i:i + batch_size], training=False))
+                 for i in range(0, len(z), batch_size)]
+        return np.concatenate(parts).astype("float32")
+
+    def reconstruct(self, x, sample=False, seed=None):
+        """Pixel probabilities ``sigmoid(decode(z))`` for ``z`` = the posterior mean
+        (or, with ``sample=True``, a draw from ``q(z|x)``), numpy in [0, 1]."""
+        mean, log_var = self.encode(x)
+        if sample:
+            eps = np.asarray(keras.random.normal(mean.shape, seed=self._seed(seed)))
+            mean = mean + np.exp(0.5 * log_var) * eps
+        return _sigmoid(self.decode(mean))
+
+    def _seed(self, seed):
+        return self.seed_generator if seed is None else int(seed)
+
+    def sample(self, num, seed=None, binary=False):
+        """Draw `num` images from the model: ``z ~ N(0, I)``, then ``p(x|z)``.
+
+        By default it returns the decoder's *Bernoulli means* ``sigmoid(logits)``
+        (pixel probabilities, smooth grey images), the usual way to show VAE
+        samples. With ``binary=True`` it draws the pixels themselves, a true
+        sample from the model (salt-and-pepper noise wherever p is near 1/2).
+
+        Args:
+            num: how many images (>= 1).
+            seed: an int makes the samples deterministic.
+            binary: draw {0, 1} pixels instead of returning probabilities.
+
+        Returns:
+            float32 numpy array `(num, *image_shape)` in [0, 1].
+
+        Raises:
+            ValueError: if `num` is not an integer >= 1.
+        """
+        num = check_int("num", num)
+        seed = self._seed(seed)
+        z = np.asarray(keras.random.normal((num, self.latent_dim), seed=seed))
+        probabilities = _sigmoid(self.decode(z))
+        if binary:
+            u = np.asarray(keras.random.uniform(probabilities.shape, seed=seed))
+            return (u < probabilities).astype("float32")
+        return probabilities
+
+    def kl_per_dimension(self, x):
+        """Average KL(q(z_j|x) || N(0, 1)) of each latent dimension over `x`, in nats.
+
+        Returns:
+            numpy `(latent_dim,)`; its sum is the mean KL term of the ELBO.
+        """
+        mean, log_var = self.encode(x)
+        return np.asarray(kl_per_dimension(mean, log_var)).mean(axis=0)
+
+    def log_weights(self, x, num_samples=1, seed=None, sample_chunk=100):
+        """Importance log-weights ``log p(x, z_s) - log q(z_s|x)``, ``z_s ~ q(z|x)``.
+
+        Formula:
+
+        ```
+        log w_s = log p(x|z_s) + log N(z_s; 0, I) - log N(z_s; mean, diag var)
+        ```
+
+        Computed in chunks (about 2,000 decoder inputs a call), so thousands
+        of samples per image fit in memory.
+
+        Args:
+            x: images `(N, *image_shape)` in [0, 1].
+            num_samples: samples ``S`` per image (>= 1).
+            seed: an int makes the estimate deterministic.
+            sample_chunk: samples per decoder call.
+
+        Returns:
+            float64 numpy `(N, S)`.
+
+        Raises:
+            ValueError: for bad images or counts.
+        """
+        log_px, log_ratio = self._sample_terms(x, num_samples, seed, sample_chunk)
+        return log_px + log_ratio
+
+    def _sample_terms(self, x, num_samples, seed, sample_chunk=100):
+        """``log p(x|z_s)`` and ``log p(z_s) - log q(z_s|x)``, each `(N, S)`."""
+        x = self._check_x(x)
+        num_samples = check_int("num_samples", num_samples)
+        sample_chunk = min(check_int("sample_chunk", sample_chunk), num_samples)
+        batch_size = max(1, min(len(x), 2000 // sample_chunk))
+        mean, log_var = self.encode(x)
+        function = self._log_px_function()
+        key_seed = self._seed(seed)
+        log_px_rows, ratio_rows = [], []
+        for start in range(0, len(x), batch_size):
+            chunk = slice(start, start + batch_size)
+            count = len(x[chunk])
+            xb, mb, vb = (np.concatenate([a[chunk], np.repeat(a[chunk][:1],
+                                                             batch_size - count, 0)])
+                          for a in (x, mean, log_var))
+            log_px, ratio = [], []
+            for _ in range(0, num_samples, sample_chunk):
+                eps = np.asarray(keras.random.normal(
+                    (sample_chunk, batch_size, self.latent_dim), seed=key_seed))
+                if isinstance(key_seed, int):
+                    key_seed += 1
+                z = mb[None] + np.exp(0.5 * vb)[None] * eps
+                log_px.append(np.asarray(function(
+                    [v.value for v in self.decoder.trainable_variables],
+                    [v.value for v in self.decoder.non_trainable_variables],
+                    xb, z.astype("float32")), "float64"))
+                z, eps = z.astype("float64"), eps.astype("float64")
+                log_pz = -0.5 * np.sum(z ** 2 + _LOG_2PI, -1)
+                log_qz = -0.5 * np.sum(eps ** 2 + vb[None] + _LOG_2PI, -1)
+                ratio.append(log_pz - log_qz)
+            log_px_rows.append(np.concatenate(log_px)[:num_samples, :count].T)
+            ratio_rows.append(np.concatenate(ratio)[:num_samples, :count].T)
+        return np.concatenate(log_px_rows), np.concatenate(ratio_rows)
+
+    def _log_px_function(self):
+        """A jitted ``log p(x|z)`` for `z` of shape `(S, B, D)`: returns `(S, B)`."""
+        import jax
+
+        if getattr(self, "_jitted_log_px", None) is None:
+            decoder, shape = self.decoder, self.image_shape
+
+            def log_px(trainable, non_trainable, x, z):
+                samples, batch, dim = z.shape
+                logits, _ = decoder.stateless_call(
+                    trainable, non_trainable, ops.reshape(z, (samples * batch, dim)))
+                logits = ops.reshape(logits, (samples, batch, -1))
+                targets = ops.reshape(x, (1, batch, -1))
+                return -ops.sum(ops.softplus(logits) - targets * logits, axis=-1)
+
+            self._jitted_log_px = jax.jit(log_px)
+        return self._jitted_log_px
+
+    def elbo(self, x, num_samples=1, seed=None):
+        """The ELBO of each image in nats, ``E_q[log p(x|z)] - KL(q(z|x) || p(z))``.
+
+        The reconstruction term is averaged over `num_samples` draws from
+        ``q(z|x)``; the KL is exact (closed form). Its expectation is at most
+        ``log p(x)``.
+
+        Args:
+            x: images `(N, *image_shape)` in [0, 1].
+            num_samples: draws of ``z`` per image (>= 1).
+            seed: an int makes the estimate deterministic.
+
+        Returns:
+            float64 numpy `(N,)`.
+        """
+        log_px, _ = self._sample_terms(x, num_samples, seed)
+        mean, log_var = self.encode(x)
+        kl = np.asarray(losses.kl_normal(mean, log_var), dtype="float64")
+        return log_px.mean(axis=1) - kl
+
+    def log_likelihood(self, x, num_samples=1000, seed=None):
+        """Importance-weighted estimate of ``log p(x)`` per image, in nats.
+
+        Formula (Burda et al. 2016):
+
+        ```
+        L_k(x) = log (1/k) sum_s p(x, z_s) / q(z_s|x),   z_s ~ q(z|x)
+        ELBO <= E[L_1] <= E[L_k] <= E[L_{k+1}] <= log p(x)
+        ```
+
+        A lower bound in expectation that tightens as `num_samples` grows.
+
+        Args:
+            x: images `(N, *image_shape)` in [0, 1].
+            num_samples: ``k`` (>= 1).
+            seed: an int makes the estimate deterministic.
+
+        Returns:
+            float64 numpy `(N,)`.
+        """
+        weights = self.log_weights(x, num_samples, seed=seed)
+        top = weights.max(axis=1, keepdims=True)
+        return (top[:, 0] + np.log(np.mean(np.exp(weights - top), axis=1)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "beta": self.beta,
+            "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def _sigmoid(logits):
+    return (0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, "float64")))).astype("float32")
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """Raise the VAE's KL weight linearly from 0 to `beta` over `epochs` epochs.
+
+    At the start of epoch ``e`` (counting from 0) the weight is
+    ``beta * min(1, e / epochs)``: the first epoch trains a plain
+    autoencoder, and from epoch `epochs` on the full (beta-)ELBO. Warm-up
+    (Bowman et al. 2016) lets the decoder learn to use ``z`` before the KL
+    term pulls the posteriors onto the prior, which reduces posterior
+    collapse. Only the last epochs optimise the true ELBO.
+
+    Args:
+        epochs: length of the ramp (>= 1).
+        beta: the final weight; None uses the model's `beta`.
+
+    Attributes:
+        weights: the weight used in each epoch so far.
+
+    Example:
+
+    >>> warmup = KLWarmup(epochs=4)
+    >>> warmup.weight_at(0, beta=1.0), warmup.weight_at(2, beta=1.0)
+    (0.0, 0.5)
+    """
+
+    def __init__(self, epochs, beta=None):
+        super().__init__()
+        self.epochs = check_int("epochs", epochs)
+        if beta is not None and not beta >= 0:
+            raise ValueError(f"`beta` must be >= 0; got {beta!r}.")
+        self.beta = beta
+        self.weights = []
+
+    def weight_at(self, epoch, beta):
+        """The KL weight at the start of epoch `epoch` (from 0)."""
+        return float(beta) * min(1.0, epoch / self.epochs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        beta = self.model.beta if self.beta is None else self.beta
+        weight = self.weight_at(epoch, beta)
+        self.model.kl_weight.assign(weight)
+        self.weights.append(weight)
+
+
+def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],
+               width=BOOK_CONFIG["width"], beta=1.0, seed=0,
+               learning_rate=BOOK_CONFIG["learning_rate"]):
+    """The book's convolutional VAE, compiled and ready for ``fit(images)``.
+
+    Args:
+        image_shape: `(H, W, C)`, H and W divisible by 4.
+        latent_dim: size of ``z``.
+        width: channel count of the first convolution.
+        beta: weight of the KL term (1 = the ELBO).
+        seed: seed of the weights' initialisation and of the training noise.
+        learning_rate: Adam's learning rate.
+
+    Returns:
+        A compiled :class:`VAE`. Train it on binary images
+        (``data.load(..., value_range=VALUE_RANGE)``) with
+        ``fit(images, epochs=BOOK_CONFIG["epochs"],
+        batch_size=BOOK_CONFIG["batch_size"])``.
+
+    Raises:
+        ValueError: for `latent_dim` or `width` < 1, a bad `image_shape` or a
+            negative `beta`.
+
+    Example:
+
+    >>> model = make_model(latent_dim=2, width=4)
+    >>> model.encoder.output_shape, model.decoder.output_shape
+    ([(None, 2), (None, 2)], (None, 28, 28, 1))
+    """
+    keras.utils.set_random_seed(seed)
+    model = VAE(make_encoder(latent_dim, image_shape, width),
+                make_decoder(latent_dim, image_shape, width), beta=beta, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    return model

@@ -1,0 +1,181 @@
+"""Atomic checkpoints: a run's files are either the old version or the new one.
+
+Every file of a training run (``model.keras``, ``history.json``,
+``config.json``, samples) is written to a temporary file in the same folder
+and then renamed over its destination with :func:`os.replace`, which POSIX
+and Windows perform atomically within one file system. A run interrupted
+while saving (Ctrl-C, a killed job, a full disk) therefore leaves the
+previous checkpoint intact, never a truncated one; a stale temporary file
+(``.NAME.<pid>.<random>.tmp...``) is all that can remain.
+
+Loading is strict: a missing or unreadable checkpoint raises
+:class:`CheckpointError` with the path and what to do, not a stack trace
+from the zip reader.
+
+Example:
+
+>>> import pathlib, tempfile
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> write_json(folder / "history.json", {"loss": [1.5, 1.2]})
+>>> read_json(folder / "history.json")
+{'loss': [1.5, 1.2]}
+"""
+
+import contextlib
+import json
+import os
+import pathlib
+import uuid
+import zipfile
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated or not what it should be."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it to `path` on success.
+
+    The temporary file keeps `path`'s suffix (Keras insists on ``.keras``)
+    and lives in the same folder, so the final :func:`os.replace` never
+    crosses file systems. If the body raises (including
+    `KeyboardInterrupt`), the temporary file is removed and `path` is left
+    exactly as it was.
+
+    Args:
+        path: the destination file.
+
+    Yields:
+        A `pathlib.Path` to write to.
+
+    Example:
+
+    >>> import tempfile
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(target) as temporary:
+    ...     _ = temporary.write_text("done")
+    >>> target.read_text()
+    'done'
+    """
+    path = pathlib.Path(path)
+    temporary = path.with_name(
+        f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def save_model(model, path):
+    """Save a Keras model to `path` (a ``.keras`` file) atomically.
+
+    Args:
+        model: a `keras.Model`.
+        path: destination ending in ``.keras``.
+
+    Raises:
+        ValueError: if `path` does not end in ``.keras``.
+    """
+    path = pathlib.Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"`path` must end in .keras; got {str(path)!r}.")
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+
+
+def load_model(path, compile=True):
+    """Load a model saved by :func:`save_model`, with clear errors.
+
+    The book's model classes are registered on import of their modules, which
+    this function does first, so any companion model loads.
+
+    Args:
+        path: a ``.keras`` file.
+        compile: restore the optimiser and its state (needed to resume).
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        CheckpointError: if `path` is missing, is not a Keras archive
+            (e.g. truncated), or fails to deserialise.
+    """
+    import keras
+
+    from companion.models import gan, rnn, vae  # noqa: F401  (registers the classes)
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"No checkpoint at {str(path)!r}: the file does not exist. Train first "
+            "(`companion train ... --out DIR`) or check the folder name.")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"The checkpoint {str(path)!r} is corrupt (not a complete .keras "
+            "archive; was it truncated or overwritten?). Delete the folder and train "
+            "again.")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"The checkpoint {str(path)!r} could not be loaded "
+            f"({type(error).__name__}: {first_line}). It may be corrupt or come "
+            "from another version of the companion package.") from error
+
+
+def write_json(path, value):
+    """Write `value` as indented JSON to `path`, atomically."""
+    text = json.dumps(value, indent=2, sort_keys=True) + "\n"
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def read_json(path):
+    """Read a JSON file written by :func:`write_json`.
+
+    Raises:
+        CheckpointError: if the file is missing or not valid JSON.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Missing run file {str(path)!r}.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CheckpointError(
+            f"The run file {str(path)!r} is corrupt (invalid JSON: {error}).") from error
+
+
+def save_array(path, array):
+    """Save a numpy array to a ``.npy`` file atomically."""
+    import numpy as np
+
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, array)
+
+
+def save_png(path, images, columns=8, scale=2):
+    """Save `(N, H, W, 1)` images in [0, 1] as one grey PNG grid, atomically.
+
+    Args:
+        path: destination file.
+        images: float images in [0, 1].
+        columns: images per row of the grid.
+        scale: each pixel becomes a `scale` x `scale` block.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from companion.plotting import tile
+
+    canvas = tile(images, columns=columns)[..., 0]
+    pixels = np.round(np.clip(canvas, 0.0, 1.0) * 255).astype("uint8")
+    picture = Image.fromarray(pixels, mode="L")
+    picture = picture.resize((picture.width * scale, picture.height * scale),
+                             Image.NEAREST)
+    with atomic_path(path) as temporary:
+        picture.save(temporary, format="PNG")

@@ -1,0 +1,525 @@
+"""The command line: train, sample and evaluate the book's models outside notebooks.
+
+``python -m companion`` (or the ``companion`` console script) has three
+subcommands. The work is done by the importable functions :func:`train`,
+:func:`sample` and :func:`evaluate`; :func:`main` only parses flags and turns
+bad input into a one-line error with exit status 2.
+
+```
+companion train {gan,vae,rnn} --out DIR [--dataset digits|mnist|fashion_mnist|PATH]
+                [--epochs N] [--batch-size B] [--seed S] [--width W] [--limit N]
+                [--resume] [--distribute] [--verbose 0|1|2]
+companion sample DIR --num N --out FILE.png|FILE.npy [--seed S]
+companion evaluate DIR [--dataset ...] [--num N] [--limit N] [--importance-samples K]
+```
+
+A run folder holds ``model.keras`` (model and optimiser state, rewritten
+atomically after every epoch), ``history.json`` (per-epoch metrics),
+``config.json`` (how it was trained), ``samples.png`` and ``samples.npy``
+(64 samples, float32 in [0, 1]).
+
+Example:
+
+>>> import tempfile
+>>> out = tempfile.mkdtemp() + "/run"
+>>> result = train("rnn", epochs=1, width=8, limit=64, out=out, verbose=0)
+>>> sorted(p.name for p in pathlib.Path(out).iterdir())
+['config.json', 'history.json', 'model.keras', 'samples.npy', 'samples.png']
+"""
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import pathlib
+import sys
+import tempfile
+
+import numpy as np
+
+from companion import checkpoint, data
+from companion._validation import check_choice, check_images, check_int
+
+FAMILIES = ("gan", "vae", "rnn")
+WIDTH_ARGUMENT = {"gan": "width", "vae": "width", "rnn": "units"}
+"""The `make_model` argument that ``--width`` sets, per family."""
+NUM_PREVIEW = 64
+IMAGE_SHAPE = (28, 28, 1)
+SAMPLE_SUFFIXES = (".png", ".npy")
+
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.json"
+CONFIG_FILE = "config.json"
+
+
+def family_module(family):
+    """The module of a model family: ``companion.models.<family>``."""
+    check_choice("model", family, FAMILIES)
+    return importlib.import_module(f"companion.models.{family}")
+
+
+# Data ------------------------------------------------------------------------------
+
+
+def load_images(dataset, split="train", value_range="unit", seed=0, limit=None):
+    """Images of a named data set or of a file, in a family's value range.
+
+    Args:
+        dataset: ``"digits"``, ``"mnist"``, ``"fashion_mnist"``, or the path of
+            a ``.npy`` file of images or a ``.npz`` file in Keras' MNIST layout
+            (``x_train``, optionally ``x_test``). Files hold ``(N, 28, 28)`` or
+            ``(N, 28, 28, 1)`` images: uint8 in 0..255 or floats in [0, 1].
+        split: ``"train"`` or ``"test"`` (a ``.npy`` file has only ``"train"``).
+        value_range: ``"unit"``, ``"symmetric"`` or ``"binary"``, as in
+            :func:`companion.data.load`.
+        seed: seed of the binarisation.
+        limit: keep the first `limit` images (None: all).
+
+    Returns:
+        float32 `(N, 28, 28, 1)`.
+
+    Raises:
+        ValueError: for an unknown name, a missing or unreadable file, images
+            of the wrong shape or range, or a bad `limit`.
+    """
+    check_choice("value_range", value_range, data.VALUE_RANGES)
+    if dataset in data.NAMES:
+        images, _ = data.load(dataset, split, value_range=value_range, seed=seed)
+    else:
+        images = _to_range(_read_image_file(dataset, split), value_range, seed)
+    if limit is not None:
+        images = images[:check_int("limit", limit)]
+    return images
+
+
+def _read_image_file(dataset, split):
+    path = pathlib.Path(dataset)
+    if path.suffix not in (".npy", ".npz") or not path.is_file():
+        names = ", ".join(repr(n) for n in data.NAMES)
+        raise ValueError(f"`dataset` must be one of {names} or an existing .npy/.npz "
+                         f"file; got {dataset!r}.")
+    try:
+        if path.suffix == ".npy":
+            if split != "train":
+                raise ValueError(f"`dataset`={dataset!r} is a .npy file: it has no "
+                                 f"{split!r} split (use a .npz with x_{split}).")
+            array = np.load(path, allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as archive:
+                if f"x_{split}" not in archive.files:
+                    raise ValueError(f"`dataset`={dataset!r} has no array "
+                                     f"'x_{split}'; it has {sorted(archive.files)}.")
+                array = archive[f"x_{split}"]
+    except (OSError, EOFError) as error:
+        raise ValueError(f"`dataset`={dataset!r} is not a readable numpy file "
+                         f"({error}).") from error
+    if array.dtype == np.uint8:
+        array = array.astype("float32") / 255.0
+    if array.ndim == 3:
+        array = array[..., None]
+    return check_images(array, f"images in {path.name}", shape=IMAGE_SHAPE)
+
+
+def _to_range(images, value_range, seed):
+    if value_range == "symmetric":
+        return (images * 2.0 - 1.0).astype("float32")
+    if value_range == "binary":
+        rng = np.random.default_rng(seed)
+        return (rng.random(images.shape) < images).astype("float32")
+    return images
+
+
+# Files -----------------------------------------------------------------------------
+
+
+def check_writable(folder, name="out"):
+    """Raise `ValueError` unless files can be created in `folder` (or, if it
+    does not exist yet, in its nearest existing parent), by creating one."""
+    folder = pathlib.Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"`{name}`={str(folder)!r} is not writable: "
+                         f"{str(existing)!r} is a file, not a folder.")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".companion-probe-", dir=existing)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(f"`{name}`={str(folder)!r} is not writable "
+                         f"({error.strerror or error}).") from error
+    return folder
+
+
+def read_run(run_dir):
+    """The config, history and model of a run folder.
+
+    Returns:
+        ``(config, history, model)``.
+
+    Raises:
+        companion.checkpoint.CheckpointError: for a missing or corrupt file.
+    """
+    run = pathlib.Path(run_dir)
+    if not run.is_dir():
+        raise checkpoint.CheckpointError(
+            f"No run folder at {str(run)!r}; train one with `companion train`.")
+    config = checkpoint.read_json(run / CONFIG_FILE)
+    history = checkpoint.read_json(run / HISTORY_FILE)
+    model = checkpoint.load_model(run / MODEL_FILE)
+    return config, history, model
+
+
+def save_samples(path, images):
+    """Write images to a ``.png`` grid or a ``.npy`` array, atomically."""
+    path = pathlib.Path(path)
+    if path.suffix == ".npy":
+        checkpoint.save_array(path, images.astype("float32"))
+    else:
+        checkpoint.save_png(path, images)
+
+
+class _EpochCheckpoint:
+    """Keras callback: after each epoch, append the logs to the history and
+    rewrite ``history.json`` and ``model.keras`` atomically."""
+
+    def __new__(cls, run, history):
+        import keras
+
+        class EpochCheckpoint(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                for key, value in (logs or {}).items():
+                    history.setdefault(key, []).append(float(value))
+                checkpoint.save_model(self.model, run / MODEL_FILE)
+                checkpoint.write_json(run / HISTORY_FILE, history)
+
+        return EpochCheckpoint()
+
+
+# Subcommands -----------------------------------------------------------------------
+
+
+def train(model, out, dataset=None, epochs=None, batch_size=None, seed=0,
+          width=None, resume=False, distribute=False, limit=None, verbose=1):
+    """Train a model family on a data set and write a run folder.
+
+    Everything is checked before anything is written: an unknown family or
+    data set, a count below 1, an unwritable `out`, a run that is already
+    there (without `resume`) or images of the wrong shape raise
+    `ValueError` and leave the disk untouched.
+
+    Args:
+        model: ``"gan"``, ``"vae"`` or ``"rnn"``.
+        out: the run folder (created).
+        dataset: see :func:`load_images`; None: ``"digits"`` for a new run,
+            the run's own data set with `resume`.
+        epochs: total number of epochs (default: the family's
+            ``BOOK_CONFIG``). With `resume`, training continues from the
+            epochs already done up to this total.
+        batch_size: default: the family's ``BOOK_CONFIG``.
+        seed: seed of the weights, the training noise, the data order, the
+            binarisation and the preview samples (>= 0).
+        width: the family's size knob (see :data:`WIDTH_ARGUMENT`): the GAN's
+            and the VAE's base channel count, the RNN's state size.
+        resume: continue the run in `out` from its checkpoint.
+        distribute: train data-parallel over all devices
+            (:mod:`companion.distribute`).
+        limit: train on the first `limit` images only (quick tries).
+        verbose: Keras' `fit` verbosity (1: progress bars).
+
+    Returns:
+        A dict: ``history`` (every epoch so far), ``config``, ``out``.
+
+    Raises:
+        ValueError: for bad input (see above).
+        companion.checkpoint.CheckpointError: with `resume`, for a missing or
+            corrupt checkpoint.
+    """
+    module = family_module(model)
+    run = pathlib.Path(out)
+    seed = check_int("seed", seed, minimum=0)
+    if resume:
+        config, history, network = read_run(run)
+        _check_resumable(config, model, dataset, width, limit)
+        dataset, width, limit = config["dataset"], config["width"], config["limit"]
+    else:
+        if (run / MODEL_FILE).exists() or (run / CONFIG_FILE).exists():
+            raise ValueError(f"`out`={str(run)!r} already holds a run; pass --resume "
+                             "to continue it, or choose another folder.")
+        history, network = {}, None
+        dataset = "digits" if dataset is None else dataset
+    done = len(next(iter(history.values()), []))
+    epochs = check_int("epochs", module.BOOK_CONFIG["epochs"] if epochs is None
+                       else epochs)
+    if epochs <= done:
+        raise ValueError(f"`epochs` is the total to reach; {str(run)!r} has "
+                         f"{done} epochs already, so ask for more than {done}; "
+                         f"got {epochs}.")
+    batch_size = check_int("batch_size", batch_size or module.BOOK_CONFIG["batch_size"])
+    width = check_int("width", width or module.BOOK_CONFIG[WIDTH_ARGUMENT[model]])
+    check_writable(run)
+    images = load_images(dataset, "train", module.VALUE_RANGE, seed, limit)
+    if len(images) < 1:
+        raise ValueError(f"`dataset`={dataset!r} holds no training images.")
+    images, scope, devices = _placement(images, batch_size, distribute)
+    config = {
+        "model": model, "dataset": str(dataset), "epochs": epochs,
+        "batch_size": batch_size, "seed": seed, "width": width,
+        "width_argument": WIDTH_ARGUMENT[model], "limit": limit,
+        "distribute": bool(distribute), "devices": devices,
+        "value_range": module.VALUE_RANGE, "image_shape": list(IMAGE_SHAPE),
+    }
+    with scope:
+        if network is None:
+            network = module.make_model(seed=seed, **{WIDTH_ARGUMENT[model]: width})
+        run.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_json(run / CONFIG_FILE, config)
+        import keras
+
+        keras.utils.set_random_seed(seed + done)  # the data order of each epoch
+        network.fit(images, epochs=epochs, initial_epoch=done, batch_size=batch_size,
+                    shuffle=True, verbose=verbose,
+                    callbacks=[_EpochCheckpoint(run, history)])
+    previews = network.sample(NUM_PREVIEW, seed=seed)
+    save_samples(run / "samples.npy", previews)
+    save_samples(run / "samples.png", previews)
+    return {"history": history, "config": config, "out": str(run)}
+
+
+def _check_resumable(config, model, dataset, width, limit):
+    if config.get("model") != model:
+        raise ValueError(f"--resume: the run holds a {config.get('model')!r} model, "
+                         f"not {model!r}.")
+    given = {"dataset": None if dataset is None else str(dataset), "width": width,
+             "limit": limit}
+    for key, value in given.items():
+        if value is not None and value != config.get(key):
+            raise ValueError(f"--resume: the run was trained with {key}="
+                             f"{config.get(key)!r}; got {value!r}. Leave it out.")
+
+
+def _placement(images, batch_size, distribute):
+    if not distribute:
+        return images, contextlib.nullcontext(), 1
+    from companion import distribute as distribute_lib
+
+    distribution = distribute_lib.data_parallel()
+    devices = distribute_lib.device_count(distribution)
+    distribute_lib.check_batch_size(batch_size, devices)
+    images = distribute_lib.trim_to_devices(distribute_lib.process_shard(images),
+                                            devices)
+    return images, distribution.scope(), devices
+
+
+def sample(run_dir, num, out, seed=0):
+    """Draw `num` images from a trained run and save them.
+
+    Args:
+        run_dir: a folder written by :func:`train`.
+        num: number of images (>= 1).
+        out: a ``.png`` file (one grid) or a ``.npy`` file (float32
+            `(num, 28, 28, 1)` in [0, 1]).
+        seed: makes the samples reproducible.
+
+    Returns:
+        The images, float32 `(num, 28, 28, 1)` in [0, 1].
+
+    Raises:
+        ValueError: for a bad `num` or `out`;
+            companion.checkpoint.CheckpointError for a missing or corrupt run.
+    """
+    num = check_int("num", num)
+    seed = check_int("seed", seed, minimum=0)
+    out = pathlib.Path(out)
+    check_choice("out's suffix", out.suffix, SAMPLE_SUFFIXES)
+    check_writable(out.parent)
+    model = checkpoint.load_model(pathlib.Path(run_dir) / MODEL_FILE, compile=False)
+    images = model.sample(num, seed=seed)
+    save_samples(out, images)
+    return images
+
+
+def evaluate(run_dir, dataset=None, num=1000, limit=None, importance_samples=100,
+             seed=0):
+    """Sample quality and, for the VAE and the RNN, test log-likelihoods.
+
+    Args:
+        run_dir: a folder written by :func:`train`.
+        dataset: the data set to compare with (default: the run's).
+        num: samples drawn for :func:`companion.evaluation.sample_quality`.
+        limit: use only the first `limit` test images for likelihoods.
+        importance_samples: ``k`` of the VAE's importance-weighted bound.
+        seed: seed of the samples, the binarisation and the bound.
+
+    Returns:
+        A JSON-ready dict: ``model``, ``dataset``, ``epochs``,
+        ``sample_quality`` (the dict of
+        :func:`companion.evaluation.sample_quality`, or None for a data set
+        without a reference classifier) and ``likelihood`` (None for the
+        GAN, which has none): test negative log-likelihood in nats per image
+        and bits per dimension, how it was computed, and the independent-
+        Bernoulli baseline on the same images.
+
+    Raises:
+        ValueError: for bad input; companion.checkpoint.CheckpointError for a
+            missing or corrupt run.
+    """
+    from companion import evaluation
+
+    num = check_int("num", num, minimum=2)
+    importance_samples = check_int("importance_samples", importance_samples)
+    run = pathlib.Path(run_dir)
+    config = checkpoint.read_json(run / CONFIG_FILE)
+    history = checkpoint.read_json(run / HISTORY_FILE)
+    dataset = config["dataset"] if dataset is None else dataset
+    if limit is not None:
+        check_int("limit", limit)
+    model = checkpoint.load_model(run / MODEL_FILE, compile=False)
+    report = {"model": config["model"], "dataset": str(dataset),
+              "epochs": len(next(iter(history.values()), [])),
+              "sample_quality": None, "likelihood": None}
+    if dataset in data.NAMES:
+        report["sample_quality"] = evaluation.sample_quality(
+            model.sample(num, seed=seed), dataset=dataset, seed=seed)
+    if config["model"] != "gan":
+        test = load_images(dataset, "test", "binary", seed, limit)
+        train_images = load_images(dataset, "train", "binary", seed)
+        report["likelihood"] = _likelihood(model, config["model"], test,
+                                           train_images, importance_samples, seed)
+    return report
+
+
+def _likelihood(model, family, test, train_images, importance_samples, seed):
+    from companion import evaluation
+
+    if family == "vae":
+        log_p = model.log_likelihood(test, num_samples=importance_samples, seed=seed)
+        method = f"importance-weighted bound, k={importance_samples}"
+    else:
+        log_p = model.log_likelihood(test)
+        method = "exact (chain rule over rows)"
+    baseline = evaluation.IndependentBernoulli().fit(train_images)
+    nll = float(-np.mean(log_p))
+    baseline_nll = float(-np.mean(baseline.log_likelihood(test)))
+    return {"test_images": int(len(test)), "method": method, "nll_nats": nll,
+            "bits_per_dim": evaluation.bits_per_dim(nll, IMAGE_SHAPE),
+            "baseline_nll_nats": baseline_nll,
+            "baseline_bits_per_dim": evaluation.bits_per_dim(baseline_nll, IMAGE_SHAPE)}
+
+
+# Command line ----------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose errors are one line (no usage dump), status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser():
+    """The `argparse` parser of ``python -m companion``."""
+    parser = _Parser(prog="companion", description=(
+        "Train, sample and evaluate the book's generative models."))
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="{train,sample,evaluate}")
+
+    train_parser = commands.add_parser(
+        "train", help="train a model and write a run folder",
+        description="Train a model family; writes DIR/model.keras (rewritten after "
+                    "every epoch), history.json, config.json, samples.png and "
+                    "samples.npy (64 samples in [0, 1]).")
+    train_parser.add_argument("model", metavar="{gan,vae,rnn}", help="model family")
+    train_parser.add_argument("--out", required=True, metavar="DIR",
+                              help="run folder (created)")
+    _add_dataset(train_parser, None)
+    train_parser.add_argument("--epochs", type=int, metavar="N",
+                              help="total epochs (default: the book's)")
+    train_parser.add_argument("--batch-size", type=int, metavar="B",
+                              help="default: the book's")
+    train_parser.add_argument("--seed", type=int, default=0, metavar="S")
+    train_parser.add_argument(
+        "--width", type=int, metavar="W",
+        help="model size: gan: base channel count (default 32); vae: channels of "
+             "the first convolution (default 32); rnn: LSTM units (default 128)")
+    train_parser.add_argument("--limit", type=int, metavar="N",
+                              help="train on the first N images only")
+    train_parser.add_argument("--resume", action="store_true",
+                              help="continue the run in DIR up to --epochs in total")
+    train_parser.add_argument(
+        "--distribute", action="store_true",
+        help="data-parallel over all devices (keras.distribution.DataParallel); "
+             "the batch size must be a multiple of the device count")
+    train_parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                              help="1: progress bars (default), 2: a line an epoch")
+
+    sample_parser = commands.add_parser("sample", help="draw images from a run")
+    sample_parser.add_argument("run", metavar="DIR")
+    sample_parser.add_argument("--num", type=int, required=True, metavar="N")
+    sample_parser.add_argument("--out", required=True, metavar="FILE.png|FILE.npy")
+    sample_parser.add_argument("--seed", type=int, default=0, metavar="S")
+
+    evaluate_parser = commands.add_parser(
+        "evaluate", help="print sample quality and likelihoods as JSON")
+    evaluate_parser.add_argument("run", metavar="DIR")
+    _add_dataset(evaluate_parser, None, "default: the run's")
+    evaluate_parser.add_argument("--num", type=int, default=1000, metavar="N",
+                                 help="samples for the quality metrics")
+    evaluate_parser.add_argument("--limit", type=int, metavar="N",
+                                 help="test images for the likelihood (default: all)")
+    evaluate_parser.add_argument("--importance-samples", type=int, default=100,
+                                 metavar="K", help="the VAE's IWAE samples")
+    evaluate_parser.add_argument("--seed", type=int, default=0, metavar="S")
+    return parser
+
+
+def _add_dataset(parser, default, note=None):
+    parser.add_argument(
+        "--dataset", default=default, metavar="digits|mnist|fashion_mnist|PATH",
+        help=note or "a named set or a .npy/.npz file of 28x28 images "
+                     "(default: digits)")
+
+
+def run_command(arguments):
+    """Run parsed arguments; return what the subcommand prints (or None)."""
+    if arguments.command == "train":
+        result = train(arguments.model, arguments.out, dataset=arguments.dataset,
+                       epochs=arguments.epochs, batch_size=arguments.batch_size,
+                       seed=arguments.seed, width=arguments.width,
+                       resume=arguments.resume, distribute=arguments.distribute,
+                       limit=arguments.limit, verbose=arguments.verbose)
+        last = {key: values[-1] for key, values in result["history"].items()}
+        return json.dumps({"out": result["out"], "epochs": result["config"]["epochs"],
+                           "last_epoch": last}, sort_keys=True)
+    if arguments.command == "sample":
+        images = sample(arguments.run, arguments.num, arguments.out,
+                        seed=arguments.seed)
+        return f"wrote {len(images)} samples to {arguments.out}"
+    report = evaluate(arguments.run, dataset=arguments.dataset, num=arguments.num,
+                      limit=arguments.limit,
+                      importance_samples=arguments.importance_samples,
+                      seed=arguments.seed)
+    return json.dumps(report, indent=2, sort_keys=True)
+
+
+def main(argv=None):
+    """Entry point of ``python -m companion``; returns the exit status.
+
+    Bad input (a `ValueError`, a missing or corrupt checkpoint, an
+    unreadable file) prints ``companion: error: ...`` on one line of stderr
+    and returns 2. Set ``COMPANION_DEBUG=1`` to see the traceback instead.
+    """
+    arguments = build_parser().parse_args(argv)
+    try:
+        output = run_command(arguments)
+    except (ValueError, OSError) as error:
+        if os.environ.get("COMPANION_DEBUG"):
+            raise
+        message = " ".join(str(error).split())
+        print(f"companion: error: {message}", file=sys.stderr)
+        return 2
+    if output:
+        print(output)
+    return 0

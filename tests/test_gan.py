@@ -231,3 +231,14 @@ def test_book_config_matches_make_model_defaults():
     assert float(model.g_optimizer.learning_rate) == pytest.approx(
         gan.BOOK_CONFIG["g_learning_rate"])
     assert gan.VALUE_RANGE in data.VALUE_RANGES
+
+
+def test_cosine_decay_reaches_zero_after_decay_steps(digits):
+    assert gan.decay_steps_for(96, epochs=3, batch_size=32) == 9
+    assert gan.decay_steps_for(97, epochs=3, batch_size=32) == 12
+    model = gan.make_model(width=4, latent_dim=8, decay_steps=6)
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(
+        gan.BOOK_CONFIG["d_learning_rate"])
+    model.fit(digits, epochs=2, batch_size=32, verbose=0)  # 3 steps an epoch
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    assert float(model.g_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)

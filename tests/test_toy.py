@@ -71,3 +71,16 @@ def test_toy_fit_rejects_wrong_dimension():
         model.fit(np.zeros((8, 1), "float32"), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="finite"):
         model.fit(np.full((8, 2), np.nan, "float32"), epochs=1, verbose=0)
+
+
+def test_affine_generator_samples_match_its_closed_form_gaussian():
+    generator = toy.make_mlp_generator(latent_dim=2, data_dim=1, depth=0)
+    generator.set_weights([np.array([[0.6], [0.8]], "float32"),
+                           np.array([-2.0], "float32")])
+    assert toy.affine_gaussian(generator) == pytest.approx((-2.0, 1.0))
+    z = np.random.default_rng(0).normal(size=(20000, 2)).astype("float32")
+    samples = np.asarray(generator(z))[:, 0]
+    assert samples.mean() == pytest.approx(-2.0, abs=0.03)
+    assert samples.std() == pytest.approx(1.0, abs=0.03)
+    with pytest.raises(ValueError, match="affine"):
+        toy.affine_gaussian(toy.make_mlp_generator(2, 1, width=4))

@@ -34,15 +34,21 @@ VALUE_RANGE = "symmetric"
 GENERATOR_LOSSES = ("non-saturating", "saturating")
 
 BOOK_CONFIG = {
-    "width": 32,  # base channel count (64 is the TensorFlow tutorial's size)
+    "width": 16,  # base channel count (64 is the article's size; 16 fits the CPU budget)
     "latent_dim": 64,
-    "epochs": 12,
-    "batch_size": 32,
+    "epochs": 20,
+    "batch_size": 32,  # small batches: more steps for the same CPU time
     "d_learning_rate": 4e-4,
     "g_learning_rate": 4e-4,
     "beta_1": 0.5,  # Adam's momentum, lowered as in Radford et al. (2016)
+    "decay": "cosine",  # make_model(decay_steps=decay_steps_for(len(images)))
 }
-"""The configuration the DCGAN notebook trains (CLI and benchmarks reuse it)."""
+"""The configuration the DCGAN notebook trains (CLI and benchmarks reuse it).
+
+Measured on the digits (1,437 images): 20 epochs at width 16 take about 30 s on
+two CPU cores and reach about 0.87 of the real digits' classifier confidence
+with class coverage about 0.92 (see ``book/02_gan/dcgan.ipynb``).
+"""
 
 
 def make_generator(latent_dim=100, image_shape=(28, 28, 1), width=64,
@@ -527,7 +533,8 @@ def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],
                width=BOOK_CONFIG["width"], seed=0,
                d_learning_rate=BOOK_CONFIG["d_learning_rate"],
                g_learning_rate=BOOK_CONFIG["g_learning_rate"],
-               beta_1=BOOK_CONFIG["beta_1"], generator_loss="non-saturating"):
+               beta_1=BOOK_CONFIG["beta_1"], generator_loss="non-saturating",
+               decay_steps=None):
     """The book's DCGAN, compiled and ready for ``fit(images)``.
 
     Args:
@@ -539,6 +546,10 @@ def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],
         g_learning_rate: Adam learning rate of the generator.
         beta_1: Adam's first-moment decay for both.
         generator_loss: ``"non-saturating"`` or ``"saturating"``.
+        decay_steps: if given, both learning rates follow a cosine decay to
+            zero over this many steps (``epochs * ceil(N / batch_size)``):
+            late in training the game then oscillates less, so the final
+            samples depend less on the exact step training stops at.
 
     Returns:
         A compiled :class:`GAN`. Train it on images in [-1, 1]
@@ -557,10 +568,27 @@ def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],
                 make_discriminator(image_shape, width),
                 latent_dim=latent_dim, generator_loss=generator_loss, seed=seed)
     model.compile(
-        d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1),
-        g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1),
+        d_optimizer=keras.optimizers.Adam(_rate(d_learning_rate, decay_steps),
+                                          beta_1=beta_1),
+        g_optimizer=keras.optimizers.Adam(_rate(g_learning_rate, decay_steps),
+                                          beta_1=beta_1),
     )
     return model
+
+
+def decay_steps_for(num_examples, epochs=BOOK_CONFIG["epochs"],
+                    batch_size=BOOK_CONFIG["batch_size"]):
+    """Steps of a `fit` over `num_examples` for `epochs` (for `make_model`)."""
+    num_examples = check_int("num_examples", num_examples)
+    return check_int("epochs", epochs) * -(-num_examples // check_int(
+        "batch_size", batch_size))
+
+
+def _rate(learning_rate, decay_steps):
+    if decay_steps is None:
+        return learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        learning_rate, check_int("decay_steps", decay_steps))
 
 
 def layer_table(model):

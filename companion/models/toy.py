@@ -22,11 +22,15 @@ from companion._validation import check_int
 def make_mlp_generator(latent_dim, data_dim, width=64, depth=2, name="generator"):
     """An MLP generator: `depth` ReLU layers of `width` units, then a linear layer.
 
+    With ``depth=0`` it is affine, ``G(z) = W z + b``: for standard normal
+    ``z`` its samples are Gaussian with known mean ``b`` and covariance
+    ``W^T W``, so its density has a closed form (the theory chapter uses this).
+
     Args:
         latent_dim: size of the noise vector.
         data_dim: size of one example.
         width: units a hidden layer.
-        depth: number of hidden layers.
+        depth: number of hidden layers (0 for an affine generator).
         name: the model's name.
 
     Returns:
@@ -39,7 +43,7 @@ def make_mlp_generator(latent_dim, data_dim, width=64, depth=2, name="generator"
     """
     latent_dim, data_dim = check_int("latent_dim", latent_dim), check_int("data_dim", data_dim)
     z = keras.Input((latent_dim,), name="z")
-    x = _hidden(z, width, depth, "relu", prefix="g")
+    x = _hidden(z, width, depth, "relu", prefix="g", minimum_depth=0)
     return keras.Model(z, keras.layers.Dense(data_dim, name="g_out")(x), name=name)
 
 
@@ -66,14 +70,16 @@ def make_mlp_discriminator(data_dim, width=64, depth=2, name="discriminator"):
     return keras.Model(x_in, keras.layers.Dense(1, name="d_logit")(x), name=name)
 
 
-def _hidden(x, width, depth, activation, prefix):
-    width, depth = check_int("width", width), check_int("depth", depth)
+def _hidden(x, width, depth, activation, prefix, minimum_depth=1):
+    width = check_int("width", width)
+    depth = check_int("depth", depth, minimum=minimum_depth)
     for i in range(depth):
         x = keras.layers.Dense(width, activation=activation, name=f"{prefix}_dense_{i}")(x)
     return x
 
 
 def make_model(data_dim=1, latent_dim=1, width=32, depth=2, seed=0,
+               generator_depth=None,
                generator_loss="non-saturating", d_learning_rate=1e-3,
                g_learning_rate=1e-3, beta_1=0.5):
     """A compiled toy :class:`~companion.models.gan.GAN` with MLP networks.
@@ -83,6 +89,8 @@ def make_model(data_dim=1, latent_dim=1, width=32, depth=2, seed=0,
         latent_dim: size of the noise vector.
         width: units a hidden layer of both networks.
         depth: hidden layers of both networks.
+        generator_depth: hidden layers of the generator, if not `depth`
+            (0 makes it affine).
         seed: seed of the initialisation and the training noise.
         generator_loss: ``"non-saturating"`` or ``"saturating"``.
         d_learning_rate: Adam learning rate of the discriminator.
@@ -101,7 +109,9 @@ def make_model(data_dim=1, latent_dim=1, width=32, depth=2, seed=0,
     from companion.models.gan import GAN
 
     keras.utils.set_random_seed(seed)
-    model = GAN(make_mlp_generator(latent_dim, data_dim, width, depth),
+    if generator_depth is None:
+        generator_depth = depth
+    model = GAN(make_mlp_generator(latent_dim, data_dim, width, generator_depth),
                 make_mlp_discriminator(data_dim, width, depth),
                 latent_dim=latent_dim, generator_loss=generator_loss, seed=seed)
     model.compile(d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1),
@@ -110,6 +120,33 @@ def make_model(data_dim=1, latent_dim=1, width=32, depth=2, seed=0,
 
 
 # Closed forms --------------------------------------------------------------------
+
+
+def affine_gaussian(generator):
+    """Mean and standard deviation of a 1-D affine generator's samples.
+
+    For ``G(z) = w^T z + b`` with ``z ~ N(0, I)``: ``G(z) ~ N(b, |w|^2)``.
+
+    Args:
+        generator: a model from :func:`make_mlp_generator` with ``depth=0``
+            and ``data_dim=1``.
+
+    Returns:
+        ``(mean, std)`` as python floats.
+
+    Example:
+
+    >>> generator = make_mlp_generator(1, 1, depth=0)
+    >>> generator.set_weights([np.array([[2.0]]), np.array([3.0])])
+    >>> affine_gaussian(generator)
+    (3.0, 2.0)
+    """
+    weights = generator.get_weights()
+    if len(weights) != 2 or weights[0].shape[1] != 1:
+        raise ValueError("`generator` must be affine with one output "
+                         "(make_mlp_generator(latent_dim, 1, depth=0)).")
+    kernel, bias = weights
+    return float(bias[0]), float(np.linalg.norm(kernel[:, 0]))
 
 
 def gaussian_density(x, mean=0.0, std=1.0):

@@ -173,7 +173,7 @@ class Sampling(keras.layers.Layer):
     >>> import numpy as np
     >>> layer = Sampling(seed=0)
     >>> mean, log_var = np.zeros((2, 3), "float32"), np.full((2, 3), -100.0, "float32")
-    >>> np.abs(np.asarray(layer([mean, log_var]))).max() < 1e-6  # no variance: z = mean
+    >>> bool(np.abs(np.asarray(layer([mean, log_var]))).max() < 1e-6)  # no variance: z = mean
     True
     """
 

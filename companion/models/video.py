@@ -1,0 +1,257 @@
+"""Next-frame prediction for small videos with a convolutional LSTM.
+
+A video is a sequence of frames ``v_1, ..., v_T``. The model reads the frames
+one at a time with a ConvLSTM (Shi et al. 2015): an LSTM whose gates are
+convolutions, so its state is a stack of feature maps that keeps *where*
+things are. A 3 x 3 convolution reads each pixel's probability of being lit in
+the next frame out of the state:
+
+    h_t, c_t = ConvLSTM(v_t, h_{t-1}, c_{t-1}),   p(v_{t+1} | v_<=t) = sigmoid(conv(h_t)).
+
+Training is teacher forced (the true frames go in) with per-pixel binary
+cross-entropy on grey levels in [0, 1]; a *rollout* instead feeds each
+predicted frame back as the next input, which is how the model extrapolates
+the future (Srivastava et al. 2015 use the same two regimes with LSTM
+encoders and decoders).
+
+Example:
+
+>>> import numpy as np
+>>> from companion.models import video
+>>> model = video.make_model(filters=4)
+>>> model.rollout(np.zeros((2, 3, 28, 28, 1), "float32"), steps=4).shape
+(2, 4, 28, 28, 1)
+"""
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+from keras import ops
+
+from companion._validation import check_images, check_int
+
+VALUE_RANGE = "unit"
+
+# What the chapter trains with (book/04_rnn/video.ipynb).
+BOOK_CONFIG = {"filters": 16, "kernel_size": 5, "sequences": 384, "frames": 10,
+               "epochs": 8, "batch_size": 16, "learning_rate": 3e-3}
+
+
+def _check_videos(videos, frame_shape, name="videos", minimum_frames=1):
+    array = np.asarray(videos, dtype="float32")
+    if array.ndim != 5 or tuple(array.shape[2:]) != tuple(frame_shape):
+        raise ValueError(
+            f"`{name}` must have shape (N, T, {', '.join(map(str, frame_shape))}); "
+            f"got shape {array.shape}."
+        )
+    if array.shape[1] < minimum_frames:
+        raise ValueError(f"`{name}` needs at least {minimum_frames} frames; got "
+                         f"{array.shape[1]}.")
+    check_images(array.reshape((-1,) + tuple(frame_shape)), name)
+    return array
+
+
+@keras.saving.register_keras_serializable(package="companion")
+class NextFramePredictor(keras.Model):
+    """ConvLSTM that predicts each frame of a video from the frames before it.
+
+    `call(videos)` takes `(B, T, H, W, C)` frames in [0, 1] and returns the
+    logits of frames 2..T, shape `(B, T - 1, H, W, C)`, each computed from the
+    frames before it only. `fit(videos)` minimises the mean per-pixel binary
+    cross-entropy of these predictions.
+
+    Args:
+        frame_shape: `(height, width, channels)` of one frame.
+        filters: feature maps of the ConvLSTM state.
+        kernel_size: size of the ConvLSTM's square kernels; a digit moving d
+            pixels a frame needs ``kernel_size >= 2 d + 1`` or so to be followed.
+        seed: seed of the weight initialisers.
+        **kwargs: passed to `keras.Model`.
+
+    Raises:
+        ValueError: for bad sizes.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = NextFramePredictor(filters=4)
+    >>> model(np.zeros((2, 5, 28, 28, 1), "float32")).shape
+    (2, 4, 28, 28, 1)
+    """
+
+    def __init__(self, frame_shape=(28, 28, 1), filters=16, kernel_size=5, seed=0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        frame_shape = tuple(frame_shape)
+        if len(frame_shape) != 3:
+            raise ValueError(f"`frame_shape` must be (height, width, channels); got "
+                             f"{frame_shape!r}.")
+        self.frame_shape = tuple(check_int("frame_shape", s) for s in frame_shape)
+        self.filters = check_int("filters", filters)
+        self.kernel_size = check_int("kernel_size", kernel_size)
+        self.seed = check_int("seed", seed, minimum=0)
+        self.recurrent = keras.layers.ConvLSTM2D(
+            self.filters, self.kernel_size, padding="same", return_sequences=True,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=self.seed),
+            recurrent_initializer=keras.initializers.Orthogonal(seed=self.seed + 1),
+        )
+        self.readout = keras.layers.Conv2D(
+            self.frame_shape[-1], 3, padding="same",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=self.seed + 2),
+        )
+        self._jitted = {}
+
+    def build(self, input_shape=None):
+        self.recurrent.build((None, None) + self.frame_shape)
+        self.readout.build((None,) + self.frame_shape[:2] + (self.filters,))
+        self.built = True
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(frame_shape=self.frame_shape, filters=self.filters,
+                      kernel_size=self.kernel_size, seed=self.seed)
+        return config
+
+    def _read(self, states):
+        """Logits of the next frame from ConvLSTM states `(B, T, H, W, F)`."""
+        shape = ops.shape(states)
+        flat = ops.reshape(states, (-1,) + tuple(shape[2:]))
+        logits = self.readout(flat)
+        return ops.reshape(logits, (-1, shape[1]) + self.frame_shape)
+
+    def call(self, videos, training=False):
+        """Logits of frames 2..T, each from the frames before it (teacher forcing)."""
+        videos = ops.convert_to_tensor(videos, self.compute_dtype)
+        states = self.recurrent(videos[:, :-1], training=training)
+        return self._read(states)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        """Mean per-pixel binary cross-entropy of the predicted frames, in nats."""
+        targets = ops.convert_to_tensor(x, y_pred.dtype)[:, 1:]
+        return ops.mean(ops.softplus(y_pred) - targets * y_pred)
+
+    def fit(self, x=None, y=None, **kwargs):
+        """Train on videos `(N, T, H, W, C)` in [0, 1], T >= 2; `y` must be None."""
+        if y is not None:
+            raise ValueError("NextFramePredictor.fit takes videos only (`y` must be "
+                             "None): the targets are the videos' later frames.")
+        x = _check_videos(x, self.frame_shape, "x", minimum_frames=2)
+        return super().fit(x, **kwargs)
+
+    def _values(self):
+        return [v.value for v in self.trainable_variables + self.non_trainable_variables]
+
+    def _jit(self, name, builder, **options):
+        if name not in self._jitted:
+            self._jitted[name] = jax.jit(builder(), **options)
+        return self._jitted[name]
+
+    def predict_next(self, videos, batch_size=64):
+        """One-step predictions: the probability of every pixel of frames 2..T.
+
+        Args:
+            videos: `(N, T, H, W, C)` in [0, 1], T >= 2.
+            batch_size: videos per compiled call.
+
+        Returns:
+            float32 numpy array `(N, T - 1, H, W, C)` in [0, 1]; entry t is
+            ``p(v_{t+2} | v_1..v_{t+1})``, computed from true frames.
+        """
+        videos = _check_videos(videos, self.frame_shape, minimum_frames=2)
+        if not self.built:
+            self.build()
+        variables = self.trainable_variables + self.non_trainable_variables
+
+        def builder():
+            def run(values, batch):
+                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                    return jax.nn.sigmoid(self.call(batch))
+            return run
+
+        run = self._jit("predict", builder)
+        values = self._values()
+        parts = [np.asarray(run(values, videos[i:i + batch_size]))
+                 for i in range(0, len(videos), batch_size)]
+        return np.concatenate(parts).astype("float32")
+
+    def _roller(self):
+        cell = self.recurrent.cell
+        variables = self.trainable_variables + self.non_trainable_variables
+
+        def roll(values, context, steps):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                batch, known = context.shape[0], context.shape[1]
+                zeros = jnp.zeros((batch,) + self.frame_shape[:2] + (self.filters,),
+                                  context.dtype)
+                padded = jnp.concatenate(
+                    [context, jnp.zeros((batch, steps - 1) + self.frame_shape,
+                                        context.dtype)], axis=1)
+
+                def step(carry, inputs):
+                    predicted, h, c = carry
+                    t, given = inputs
+                    frame = jnp.where(t < known, given, predicted)
+                    output, (h, c) = cell(frame, [h, c])
+                    predicted = jax.nn.sigmoid(self.readout(output))
+                    return (predicted, h, c), predicted
+
+                start = jnp.zeros((batch,) + self.frame_shape, context.dtype)
+                _, frames = jax.lax.scan(
+                    step, (start, zeros, zeros),
+                    (jnp.arange(known + steps - 1), jnp.swapaxes(padded, 0, 1)))
+            return jnp.swapaxes(frames, 0, 1)[:, known - 1:]
+
+        return roll
+
+    def rollout(self, context, steps):
+        """Extrapolate `steps` future frames from `context` frames.
+
+        The context frames are read as in training; then each predicted frame
+        (its pixel probabilities, the model's mean prediction) is fed back as
+        the next input. One compiled `jax.lax.scan`.
+
+        Args:
+            context: `(N, T_c, H, W, C)` frames in [0, 1], T_c >= 1.
+            steps: number of future frames, >= 1.
+
+        Returns:
+            float32 numpy array `(N, steps, H, W, C)` in [0, 1].
+
+        Raises:
+            ValueError: for a bad shape, range or `steps`.
+
+        Example:
+
+        >>> import numpy as np
+        >>> model = NextFramePredictor(filters=4)
+        >>> model.rollout(np.zeros((1, 2, 28, 28, 1), "float32"), steps=3).shape
+        (1, 3, 28, 28, 1)
+        """
+        context = _check_videos(context, self.frame_shape, "context")
+        steps = check_int("steps", steps)
+        if not self.built:
+            self.build()
+        run = self._jit("rollout", self._roller, static_argnums=2)
+        return np.asarray(run(self._values(), context, steps), dtype="float32")
+
+
+def make_model(frame_shape=(28, 28, 1), filters=BOOK_CONFIG["filters"],
+               kernel_size=BOOK_CONFIG["kernel_size"], seed=0,
+               learning_rate=BOOK_CONFIG["learning_rate"], clipnorm=1.0, **kwargs):
+    """The book's next-frame predictor, compiled with Adam and gradient clipping.
+
+    Returns:
+        A compiled :class:`NextFramePredictor`, ready for ``fit(videos)``.
+
+    Example:
+
+    >>> make_model(filters=4).filters
+    4
+    """
+    model = NextFramePredictor(frame_shape=frame_shape, filters=filters,
+                               kernel_size=kernel_size, seed=seed, **kwargs)
+    model.build()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm))
+    return model

@@ -1,0 +1,89 @@
+"""companion.models.video: next-frame prediction with a ConvLSTM."""
+
+import numpy as np
+import pytest
+
+from companion.models import video  # first: selects the JAX backend
+import keras  # noqa: E402
+
+FRAME = (8, 8, 1)
+
+
+def _videos(num, frames, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((num, frames) + FRAME).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return video.make_model(frame_shape=FRAME, filters=3, kernel_size=3, seed=1)
+
+
+def test_prediction_of_a_frame_uses_only_earlier_frames(model):
+    videos = _videos(2, 5)
+    base = model.predict_next(videos)
+    assert base.shape == (2, 4) + FRAME and ((base > 0) & (base < 1)).all()
+    for t in range(1, 4):
+        changed = videos.copy()
+        changed[:, t:] = 1.0 - changed[:, t:]
+        predicted = model.predict_next(changed)
+        # prediction k is of frame k+1 from frames 0..k: unchanged for k < t.
+        np.testing.assert_array_equal(predicted[:, :t], base[:, :t])
+        assert np.abs(predicted[:, t:] - base[:, t:]).max() > 1e-6
+
+
+def test_rollout_of_one_step_equals_the_one_step_prediction(model):
+    videos = _videos(3, 4, seed=1)
+    one_step = model.predict_next(videos)
+    for known in (1, 3):
+        rolled = model.rollout(videos[:, :known], steps=1)
+        np.testing.assert_allclose(rolled[:, 0], one_step[:, known - 1], atol=1e-5)
+
+
+def test_rollout_feeds_its_own_predictions_back(model):
+    videos = _videos(2, 3, seed=2)
+    rolled = model.rollout(videos, steps=3)
+    assert rolled.shape == (2, 3) + FRAME
+    # Frame 2 of the rollout = one-step prediction after appending frame 1
+    # (and a dummy last frame: predict_next predicts frames 2..T of its input).
+    extended = np.concatenate([videos, rolled[:, :1], 0 * rolled[:, :1]], axis=1)
+    np.testing.assert_allclose(rolled[:, 1], model.predict_next(extended)[:, -1],
+                               atol=1e-5)
+
+
+def test_loss_is_the_mean_binary_cross_entropy_and_fit_lowers_it():
+    videos = np.zeros((8, 4) + FRAME, "float32")
+    videos[:, :, 2:5, 2:5] = 1.0      # a still square: easy to predict
+    model = video.make_model(frame_shape=FRAME, filters=3, kernel_size=3,
+                             learning_rate=0.03)
+    p = model.predict_next(videos)
+    target = videos[:, 1:]
+    bce = -np.mean(target * np.log(p) + (1 - target) * np.log(1 - p))
+    assert model.evaluate(videos, verbose=0) == pytest.approx(bce, rel=1e-4)
+    model.fit(videos, epochs=20, batch_size=8, verbose=0)
+    assert model.evaluate(videos, verbose=0) < 0.5 * bce
+
+
+def test_save_and_load_round_trip(model, tmp_path):
+    path = tmp_path / "video.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    videos = _videos(2, 3, seed=3)
+    np.testing.assert_allclose(loaded.rollout(videos, 2), model.rollout(videos, 2),
+                               atol=1e-6)
+
+
+def test_bad_input_raises(model):
+    with pytest.raises(ValueError, match="shape"):
+        model.predict_next(np.zeros((2, 3, 28, 28, 1), "float32"))
+    with pytest.raises(ValueError, match="frames"):
+        model.predict_next(np.zeros((2, 1) + FRAME, "float32"))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        model.rollout(np.full((1, 2) + FRAME, 2.0, "float32"), steps=1)
+    with pytest.raises(ValueError, match="steps"):
+        model.rollout(np.zeros((1, 2) + FRAME, "float32"), steps=0)
+    with pytest.raises(ValueError, match="y"):
+        model.fit(_videos(2, 3), _videos(2, 3))
+    with pytest.raises(ValueError, match="frame_shape"):
+        video.NextFramePredictor(frame_shape=(8, 8))
+    assert video.VALUE_RANGE == "unit"

@@ -1,11 +1,12 @@
 """Tests of companion.models.wgan: WGAN-GP and the minibatch-std discriminator."""
 
-import keras
 import numpy as np
 import pytest
 
-from companion import data
+from companion import data  # first: selects the JAX backend
 from companion.models import wgan
+
+import keras  # noqa: E402
 
 
 def test_minibatch_std_feature_is_the_mean_feature_std():

@@ -257,8 +257,11 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=0,
         raise ValueError(f"`epochs` is the total to reach; {str(run)!r} has "
                          f"{done} epochs already, so ask for more than {done}; "
                          f"got {epochs}.")
-    batch_size = check_int("batch_size", batch_size or module.BOOK_CONFIG["batch_size"])
-    width = check_int("width", width or module.BOOK_CONFIG[WIDTH_ARGUMENT[model]])
+    defaults = module.BOOK_CONFIG
+    batch_size = check_int("batch_size", defaults["batch_size"] if batch_size is None
+                           else batch_size)
+    width = check_int("width", defaults[WIDTH_ARGUMENT[model]] if width is None
+                      else width)
     check_writable(run)
     images = load_images(dataset, "train", module.VALUE_RANGE, seed, limit)
     if len(images) < 1:
@@ -416,7 +419,7 @@ class _Parser(argparse.ArgumentParser):
     """An `ArgumentParser` whose errors are one line (no usage dump), status 2."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"companion: error: {message}\n")
 
 
 def build_parser():

@@ -1,0 +1,257 @@
+"""companion.cli: every subcommand end to end, resume, and every bad input.
+
+Training runs are tiny (one epoch of one batch of 32 digits, narrow networks)
+and run in-process through :func:`companion.cli.main`; one test runs
+``python -m companion`` in a subprocess to check the real exit status.
+"""
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from companion import checkpoint, cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FAST = ["--epochs", "1", "--limit", "32", "--batch-size", "32", "--verbose", "0"]
+WIDTH = {"gan": "4", "vae": "4", "rnn": "8"}
+RUN_FILES = ["config.json", "history.json", "model.keras", "samples.npy",
+             "samples.png"]
+
+
+def run(capsys, *argv):
+    """`companion argv...` in-process: (status, stdout, stderr)."""
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_bad_input(capsys, *argv, match):
+    status, out, err = run(capsys, *argv)
+    assert status == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("companion: error:"), err
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+def train_fast(capsys, family, out, *extra):
+    status, stdout, err = run(capsys, "train", family, "--out", out, "--width",
+                              WIDTH[family], *FAST, *extra)
+    assert status == 0, err
+    return json.loads(stdout)
+
+
+@pytest.mark.parametrize("family", cli.FAMILIES)
+def test_train_sample_evaluate_end_to_end(family, tmp_path, capsys):
+    out = tmp_path / "run"
+    printed = train_fast(capsys, family, out)
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+
+    history = json.loads((out / "history.json").read_text())
+    assert {len(values) for values in history.values()} == {1}
+    assert all(math.isfinite(v[0]) for v in history.values())
+    assert printed["last_epoch"] == {k: v[-1] for k, v in history.items()}
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == family and config["dataset"] == "digits"
+    assert config["width"] == int(WIDTH[family])
+    assert config["width_argument"] == cli.WIDTH_ARGUMENT[family]
+
+    previews = np.load(out / "samples.npy")
+    assert previews.shape == (64, 28, 28, 1) and previews.dtype == np.float32
+    assert previews.min() >= 0.0 and previews.max() <= 1.0
+    model = checkpoint.load_model(out / "model.keras")
+    np.testing.assert_allclose(model.sample(64, seed=0), previews, atol=1e-6)
+
+    status, _, err = run(capsys, "sample", out, "--num", 5, "--out",
+                         tmp_path / "a.npy", "--seed", 3)
+    assert status == 0, err
+    first = np.load(tmp_path / "a.npy")
+    run(capsys, "sample", out, "--num", 5, "--out", tmp_path / "b.npy", "--seed", 3)
+    run(capsys, "sample", out, "--num", 5, "--out", tmp_path / "c.npy", "--seed", 4)
+    assert first.shape == (5, 28, 28, 1) and 0 <= first.min() <= first.max() <= 1
+    np.testing.assert_array_equal(first, np.load(tmp_path / "b.npy"))
+    assert not np.array_equal(first, np.load(tmp_path / "c.npy"))
+    status, _, _ = run(capsys, "sample", out, "--num", 5, "--out", tmp_path / "s.png")
+    assert status == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+    status, stdout, err = run(capsys, "evaluate", out, "--num", 20, "--limit", 10,
+                              "--importance-samples", 4)
+    assert status == 0, err
+    report = json.loads(stdout)
+    assert report["model"] == family and report["epochs"] == 1
+    quality = report["sample_quality"]
+    assert set(quality) == {"confidence", "real_confidence", "relative_confidence",
+                            "coverage", "frechet", "frechet_floor"}
+    assert quality["relative_confidence"] == pytest.approx(
+        quality["confidence"] / quality["real_confidence"])
+    if family == "gan":
+        assert report["likelihood"] is None
+        return
+    likelihood = report["likelihood"]
+    assert likelihood["test_images"] == 10
+    assert likelihood["nll_nats"] > 0 and likelihood["baseline_nll_nats"] > 0
+    assert likelihood["bits_per_dim"] == pytest.approx(
+        likelihood["nll_nats"] / (784 * math.log(2)))
+    # One epoch of one batch learns little: worse than independent pixels.
+    assert likelihood["nll_nats"] > likelihood["baseline_nll_nats"]
+
+
+def test_resume_counts_epochs_on_and_restores_the_optimiser(tmp_path, capsys):
+    out = tmp_path / "run"
+    train_fast(capsys, "rnn", out)
+    after_one = checkpoint.load_model(out / "model.keras")
+    assert int(after_one.optimizer.iterations) == 1  # 32 images, batch 32
+    status, stdout, err = run(capsys, "train", "rnn", "--out", out, "--resume",
+                              "--epochs", 2, "--verbose", 0)
+    assert status == 0, err
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 2 and json.loads(stdout)["epochs"] == 2
+    after_two = checkpoint.load_model(out / "model.keras")
+    assert int(after_two.optimizer.iterations) == 2  # Adam's state carried on
+    moved = [np.abs(a - b).max() for a, b in
+             zip(after_one.get_weights(), after_two.get_weights())]
+    assert max(moved) > 0
+
+    assert_bad_input(capsys, "train", "rnn", "--out", out, "--resume", "--epochs", 2,
+                     match="has 2 epochs already")
+    assert_bad_input(capsys, "train", "rnn", "--out", out, "--resume", "--epochs", 3,
+                     "--width", 16, match="width=8")
+    assert_bad_input(capsys, "train", "vae", "--out", out, "--resume", "--epochs", 3,
+                     match="holds a 'rnn' model")
+    assert_bad_input(capsys, "train", "rnn", "--out", out, "--epochs", 3,
+                     match="already holds a run")
+
+
+def test_corrupt_or_missing_checkpoint_gives_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    train_fast(capsys, "rnn", out)
+    model_file = out / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[:1000])
+    history = (out / "history.json").read_text()
+    for argv in (["sample", out, "--num", 2, "--out", tmp_path / "x.npy"],
+                 ["evaluate", out],
+                 ["train", "rnn", "--out", out, "--resume", "--epochs", 2]):
+        assert_bad_input(capsys, *argv, match="is corrupt")
+    assert (out / "history.json").read_text() == history
+    assert not (tmp_path / "x.npy").exists()
+    model_file.unlink()
+    assert_bad_input(capsys, "sample", out, "--num", 2, "--out", tmp_path / "x.npy",
+                     match="does not exist")
+    assert_bad_input(capsys, "evaluate", tmp_path / "nowhere",
+                     match="Missing run file")
+
+
+def test_own_images_from_a_npy_file(tmp_path, capsys):
+    from companion import data
+
+    digits, _ = data.load("digits", "test")
+    file = tmp_path / "mine.npy"
+    np.save(file, np.round(digits[:40, :, :, 0] * 255).astype("uint8"))  # (N, 28, 28)
+    out = tmp_path / "run"
+    train_fast(capsys, "rnn", out, "--dataset", file)
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"] == str(file)
+
+
+BAD_TRAIN = [
+    (["train", "foo"], "`model` must be one of 'gan', 'vae', 'rnn'; got 'foo'"),
+    (["train", "gan", "--dataset", "nope"], "`dataset` must be one of"),
+    (["train", "gan", "--epochs", 0], "`epochs` must be an integer >= 1; got 0"),
+    (["train", "gan", "--epochs", -3], "`epochs` must be an integer >= 1"),
+    (["train", "vae", "--batch-size", 0], "`batch_size` must be an integer >= 1"),
+    (["train", "rnn", "--width", 0], "`width` must be an integer >= 1"),
+    (["train", "rnn", "--limit", 0], "`limit` must be an integer >= 1"),
+    (["train", "rnn", "--seed", -1], "`seed` must be an integer >= 0"),
+    (["train", "rnn", "--epochs", "two"], "invalid int value: 'two'"),
+]
+
+
+@pytest.mark.parametrize("argv, match", BAD_TRAIN)
+def test_bad_training_input_writes_nothing(argv, match, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert_bad_input(capsys, *argv, "--out", out, match=match)
+    assert not out.exists()
+
+
+def test_missing_required_flag_is_one_line(capsys):
+    assert_bad_input(capsys, "train", "gan", match="required: --out")
+    assert_bad_input(capsys, "sample", "somewhere", "--num", 2,
+                     match="required: --out")
+
+
+@pytest.mark.parametrize("shape, match", [
+    ((10, 32, 32), "must have shape (N, 28, 28, 1); got shape (10, 32, 32, 1)"),
+    ((10, 28, 28, 3), "got shape (10, 28, 28, 3)"),
+])
+def test_images_of_the_wrong_shape(shape, match, tmp_path, capsys):
+    file = tmp_path / "images.npy"
+    np.save(file, np.zeros(shape, "uint8"))
+    out = tmp_path / "run"
+    assert_bad_input(capsys, "train", "rnn", "--dataset", file, "--out", out,
+                     match=match)
+    assert not out.exists()
+
+
+def test_images_out_of_range(tmp_path, capsys):
+    file = tmp_path / "images.npy"
+    np.save(file, np.full((4, 28, 28), 3.0, "float32"))
+    assert_bad_input(capsys, "train", "vae", "--dataset", file, "--out",
+                     tmp_path / "run", match="values must lie in [0, 1]")
+
+
+def test_unwritable_output(tmp_path, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("in the way")
+    assert_bad_input(capsys, "train", "rnn", "--out", a_file / "run",
+                     match="is a file, not a folder")
+    assert_bad_input(capsys, "train", "rnn", "--out", a_file,
+                     match="is a file, not a folder")
+    assert a_file.read_text() == "in the way"
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert_bad_input(capsys, "train", "rnn", "--out", locked / "run",
+                         match="not writable")
+        assert list(locked.iterdir()) == []
+
+
+def test_bad_sample_input(tmp_path, capsys):
+    assert_bad_input(capsys, "sample", tmp_path, "--num", 0, "--out",
+                     tmp_path / "x.png", match="`num` must be an integer >= 1")
+    assert_bad_input(capsys, "sample", tmp_path, "--num", 2, "--out",
+                     tmp_path / "x.jpg", match="'.png', '.npy'; got '.jpg'")
+    assert_bad_input(capsys, "evaluate", tmp_path, "--num", 1,
+                     match="`num` must be an integer >= 2")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_documents_the_width_knob_of_every_family(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("gan: base channel count", "vae: channels of the first "
+                   "convolution", "rnn: LSTM units", "--distribute", "--resume"):
+        assert phrase in text
+
+
+def test_python_dash_m_companion_exit_status(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    completed = subprocess.run(
+        [sys.executable, "-m", "companion", "train", "gan", "--dataset", "nope",
+         "--out", str(tmp_path / "run")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert completed.stderr.count("\n") == 1
+    assert completed.stderr.startswith("companion: error: `dataset` must be one of")
+    assert not (tmp_path / "run").exists()

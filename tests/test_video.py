@@ -16,7 +16,7 @@ def _videos(num, frames, seed=0):
 
 @pytest.fixture(scope="module")
 def model():
-    return video.make_model(frame_shape=FRAME, units=6, code_size=5, seed=1)
+    return video.make_model(frame_shape=FRAME, units=8, code_size=16, seed=1)
 
 
 def test_prediction_of_a_frame_uses_only_earlier_frames(model):
@@ -54,7 +54,7 @@ def test_rollout_feeds_its_own_predictions_back(model):
 def test_loss_is_the_mean_binary_cross_entropy_and_fit_lowers_it():
     videos = np.zeros((8, 4) + FRAME, "float32")
     videos[:, :, 2:5, 2:5] = 1.0      # a still square: easy to predict
-    model = video.make_model(frame_shape=FRAME, units=6, code_size=5,
+    model = video.make_model(frame_shape=FRAME, units=8, code_size=16,
                              learning_rate=0.03)
     p = model.predict_next(videos)
     target = videos[:, 1:]

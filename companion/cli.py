@@ -361,7 +361,8 @@ def evaluate(run_dir, dataset=None, num=1000, limit=None, importance_samples=100
         ``sample_quality`` (the dict of
         :func:`companion.evaluation.sample_quality`, or None for a data set
         without a reference classifier) and ``likelihood`` (None for the
-        GAN, which has none): test negative log-likelihood in nats per image
+        GAN, which has none, and for a ``.npy`` data set, which has no test
+        split: then ``likelihood_note`` says so): test negative log-likelihood in nats per image
         and bits per dimension, how it was computed, and the independent-
         Bernoulli baseline on the same images.
 
@@ -386,7 +387,11 @@ def evaluate(run_dir, dataset=None, num=1000, limit=None, importance_samples=100
     if dataset in data.NAMES:
         report["sample_quality"] = evaluation.sample_quality(
             model.sample(num, seed=seed), dataset=dataset, seed=seed)
-    if config["model"] != "gan":
+    if config["model"] != "gan" and str(dataset).endswith(".npy"):
+        report["likelihood_note"] = (f"{dataset} holds training images only; give a "
+                                     ".npz with x_test or a named data set for "
+                                     "test likelihoods.")
+    elif config["model"] != "gan":
         test = load_images(dataset, "test", "binary", seed, limit)
         train_images = load_images(dataset, "train", "binary", seed)
         report["likelihood"] = _likelihood(model, config["model"], test,

@@ -160,6 +160,11 @@ def test_own_images_from_a_npy_file(tmp_path, capsys):
     train_fast(capsys, "rnn", out, "--dataset", file)
     config = json.loads((out / "config.json").read_text())
     assert config["dataset"] == str(file)
+    status, stdout, err = run(capsys, "evaluate", out, "--num", 10)
+    assert status == 0, err
+    report = json.loads(stdout)
+    assert report["sample_quality"] is None and report["likelihood"] is None
+    assert "training images only" in report["likelihood_note"]
 
 
 BAD_TRAIN = [

@@ -107,16 +107,7 @@ def load_model(path, compile=True):
 
     from companion.models import gan, rnn, vae  # noqa: F401  (registers the classes)
 
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"No checkpoint at {str(path)!r}: the file does not exist. Train first "
-            "(`companion train ... --out DIR`) or check the folder name.")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"The checkpoint {str(path)!r} is corrupt (not a complete .keras "
-            "archive; was it truncated or overwritten?). Delete the folder and train "
-            "again.")
+    path = verify(path)
     try:
         return keras.saving.load_model(path, compile=compile)
     except Exception as error:
@@ -125,6 +116,38 @@ def load_model(path, compile=True):
             f"The checkpoint {str(path)!r} could not be loaded "
             f"({type(error).__name__}: {first_line}). It may be corrupt or come "
             "from another version of the companion package.") from error
+
+
+def verify(path):
+    """Check, without loading it, that `path` is a complete ``.keras`` archive.
+
+    Returns:
+        `path` as a `pathlib.Path`.
+
+    Raises:
+        CheckpointError: if the file is missing, truncated or damaged (a zip
+            member fails its CRC check).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"No checkpoint at {str(path)!r}: the file does not exist. Train first "
+            "(`companion train ... --out DIR`) or check the folder name.")
+    damaged = None
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            damaged = str(error)
+    else:
+        damaged = "not a zip archive"
+    if damaged is not None:
+        raise CheckpointError(
+            f"The checkpoint {str(path)!r} is corrupt (not a complete .keras "
+            "archive; was it truncated or overwritten?). Delete the folder and train "
+            "again.")
+    return path
 
 
 def write_json(path, value):

@@ -154,10 +154,10 @@ def check_writable(folder, name="out"):
 
 
 def read_run(run_dir):
-    """The config, history and model of a run folder.
+    """The config and history of a run folder, after checking its checkpoint.
 
     Returns:
-        ``(config, history, model)``.
+        ``(config, history)``.
 
     Raises:
         companion.checkpoint.CheckpointError: for a missing or corrupt file.
@@ -168,8 +168,8 @@ def read_run(run_dir):
             f"No run folder at {str(run)!r}; train one with `companion train`.")
     config = checkpoint.read_json(run / CONFIG_FILE)
     history = checkpoint.read_json(run / HISTORY_FILE)
-    model = checkpoint.load_model(run / MODEL_FILE)
-    return config, history, model
+    checkpoint.verify(run / MODEL_FILE)
+    return config, history
 
 
 def save_samples(path, images):
@@ -201,7 +201,7 @@ class _EpochCheckpoint:
 # Subcommands -----------------------------------------------------------------------
 
 
-def train(model, out, dataset=None, epochs=None, batch_size=None, seed=0,
+def train(model, out, dataset=None, epochs=None, batch_size=None, seed=None,
           width=None, resume=False, distribute=False, limit=None, verbose=1):
     """Train a model family on a data set and write a run folder.
 
@@ -218,9 +218,11 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=0,
         epochs: total number of epochs (default: the family's
             ``BOOK_CONFIG``). With `resume`, training continues from the
             epochs already done up to this total.
-        batch_size: default: the family's ``BOOK_CONFIG``.
+        batch_size: default: the family's ``BOOK_CONFIG`` (with `resume`:
+            the run's).
         seed: seed of the weights, the training noise, the data order, the
-            binarisation and the preview samples (>= 0).
+            binarisation and the preview samples (>= 0; default 0, with
+            `resume` the run's).
         width: the family's size knob (see :data:`WIDTH_ARGUMENT`): the GAN's
             and the VAE's base channel count, the RNN's state size.
         resume: continue the run in `out` from its checkpoint.
@@ -239,17 +241,20 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=0,
     """
     module = family_module(model)
     run = pathlib.Path(out)
-    seed = check_int("seed", seed, minimum=0)
     if resume:
-        config, history, network = read_run(run)
+        config, history = read_run(run)
         _check_resumable(config, model, dataset, width, limit)
         dataset, width, limit = config["dataset"], config["width"], config["limit"]
+        seed = config["seed"] if seed is None else seed
+        batch_size = config["batch_size"] if batch_size is None else batch_size
     else:
         if (run / MODEL_FILE).exists() or (run / CONFIG_FILE).exists():
             raise ValueError(f"`out`={str(run)!r} already holds a run; pass --resume "
                              "to continue it, or choose another folder.")
-        history, network = {}, None
+        history = {}
         dataset = "digits" if dataset is None else dataset
+        seed = 0 if seed is None else seed
+    seed = check_int("seed", seed, minimum=0)
     done = len(next(iter(history.values()), []))
     epochs = check_int("epochs", module.BOOK_CONFIG["epochs"] if epochs is None
                        else epochs)
@@ -274,8 +279,10 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=0,
         "distribute": bool(distribute), "devices": devices,
         "value_range": module.VALUE_RANGE, "image_shape": list(IMAGE_SHAPE),
     }
-    with scope:
-        if network is None:
+    with scope:  # the model's variables must be made inside it
+        if resume:
+            network = checkpoint.load_model(run / MODEL_FILE)
+        else:
             network = module.make_model(seed=seed, **{WIDTH_ARGUMENT[model]: width})
         run.mkdir(parents=True, exist_ok=True)
         checkpoint.write_json(run / CONFIG_FILE, config)
@@ -447,7 +454,8 @@ def build_parser():
                               help="total epochs (default: the book's)")
     train_parser.add_argument("--batch-size", type=int, metavar="B",
                               help="default: the book's")
-    train_parser.add_argument("--seed", type=int, default=0, metavar="S")
+    train_parser.add_argument("--seed", type=int, metavar="S",
+                              help="default 0 (with --resume: the run's)")
     train_parser.add_argument(
         "--width", type=int, metavar="W",
         help="model size: gan: base channel count (default 32); vae: channels of "

@@ -146,3 +146,17 @@ def test_save_array_and_png(tmp_path):
         assert picture.size == (118, 118) and picture.mode == "L"
         pixels = np.asarray(picture)
     assert pixels.min() == 0 and pixels.max() == 255
+
+
+def test_damaged_member_fails_its_crc_check(tmp_path):
+    path = tmp_path / "model.keras"
+    checkpoint.save_model(_tiny_model(0), path)
+    with zipfile.ZipFile(path) as archive:
+        info = max(archive.infolist(), key=lambda i: i.compress_size)
+    data = bytearray(path.read_bytes())
+    middle = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
+    data[middle] ^= 0xFF  # one flipped byte inside the weights, sizes unchanged
+    path.write_bytes(bytes(data))
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        checkpoint.verify(path)

@@ -107,16 +107,18 @@ def test_train_sample_evaluate_end_to_end(family, tmp_path, capsys):
 
 def test_resume_counts_epochs_on_and_restores_the_optimiser(tmp_path, capsys):
     out = tmp_path / "run"
-    train_fast(capsys, "rnn", out)
+    train_fast(capsys, "rnn", out, "--seed", 5, "--batch-size", 16)
     after_one = checkpoint.load_model(out / "model.keras")
-    assert int(after_one.optimizer.iterations) == 1  # 32 images, batch 32
+    assert int(after_one.optimizer.iterations) == 2  # 32 images, batch 16
     status, stdout, err = run(capsys, "train", "rnn", "--out", out, "--resume",
                               "--epochs", 2, "--verbose", 0)
     assert status == 0, err
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 2 and json.loads(stdout)["epochs"] == 2
     after_two = checkpoint.load_model(out / "model.keras")
-    assert int(after_two.optimizer.iterations) == 2  # Adam's state carried on
+    assert int(after_two.optimizer.iterations) == 4  # Adam's state carried on
+    config = json.loads((out / "config.json").read_text())
+    assert (config["seed"], config["batch_size"], config["epochs"]) == (5, 16, 2)
     moved = [np.abs(a - b).max() for a, b in
              zip(after_one.get_weights(), after_two.get_weights())]
     assert max(moved) > 0

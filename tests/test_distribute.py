@@ -63,6 +63,9 @@ TWO_DEVICE_SCRIPT = textwrap.dedent("""
                     limit=63, distribute=True, verbose=0)
     result["cli_devices"] = run["config"]["devices"]
     result["cli_epochs"] = len(run["history"]["loss"])
+    resumed = cli.train("rnn", sys.argv[1], epochs=2, resume=True, distribute=True,
+                        verbose=0)
+    result["resumed_epochs"] = len(resumed["history"]["loss"])
     try:
         cli.train("rnn", sys.argv[1] + "-odd", batch_size=33, width=8, limit=64,
                   distribute=True, verbose=0)
@@ -98,6 +101,7 @@ def test_one_epoch_data_parallel_matches_single_device(two_devices):
 def test_cli_distribute_trains_over_both_devices(two_devices):
     result, run = two_devices
     assert result["cli_devices"] == 2 and result["cli_epochs"] == 1
+    assert result["resumed_epochs"] == 2  # --resume --distribute continues
     config = json.loads((run / "config.json").read_text())
     assert config["distribute"] is True and config["devices"] == 2
     assert (run / "model.keras").is_file()

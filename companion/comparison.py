@@ -246,3 +246,36 @@ def format_table(rows, digits=None):
                  for key, _, form in _COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def sharpness(images):
+    """Mean squared difference between neighbouring pixels, per image.
+
+    A simple measure of edges: a binary digit has many sharp 0-to-1 steps, a
+    blurred image (an average of several images, or a VAE decoder's Bernoulli
+    means) has fewer and smaller ones.
+
+    Formula:
+
+    ```
+    s(x) = mean_{i,j} [(x_{i+1,j} - x_{i,j})^2 + (x_{i,j+1} - x_{i,j})^2] / 2
+    ```
+
+    Args:
+        images: `(N, H, W, C)` images in [0, 1].
+
+    Returns:
+        float64 numpy array `(N,)`.
+
+    Example:
+
+    >>> stripes = np.zeros((1, 4, 4, 1)); stripes[:, :, ::2] = 1.0
+    >>> sharpness(stripes).tolist()  # all horizontal steps are 1, vertical 0
+    [0.5]
+    """
+    from companion._validation import check_images
+
+    x = check_images(images).astype("float64")
+    down = np.square(np.diff(x, axis=1)).mean(axis=(1, 2, 3))
+    right = np.square(np.diff(x, axis=2)).mean(axis=(1, 2, 3))
+    return (down + right) / 2

@@ -64,3 +64,13 @@ def test_bad_family_raises():
         comparison.compare(families=("flow",))
     with pytest.raises(ValueError, match="epochs"):
         comparison.train_family("gan", 0)
+
+
+def test_sharpness_drops_when_images_are_averaged():
+    from companion import data
+
+    digits, labels = data.load("digits", "test", value_range="binary")
+    sevens = digits[labels == 7][:8]
+    average = sevens.mean(axis=0, keepdims=True)
+    assert comparison.sharpness(average)[0] < comparison.sharpness(sevens).mean()
+    assert comparison.sharpness(np.full((2, 28, 28, 1), 0.5)).tolist() == [0.0, 0.0]

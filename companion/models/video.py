@@ -39,7 +39,7 @@ VALUE_RANGE = "unit"
 
 # What the chapter trains with (book/04_rnn/video.ipynb).
 BOOK_CONFIG = {"units": 256, "code_size": 128, "sequences": 512, "frames": 10,
-               "epochs": 20, "batch_size": 32, "learning_rate": 2e-3}
+               "epochs": 40, "batch_size": 32, "learning_rate": 3e-3}
 
 
 def _check_videos(videos, frame_shape, name="videos", minimum_frames=1):

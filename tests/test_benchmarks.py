@@ -104,3 +104,10 @@ def test_execute_notebook_reports_time_memory_and_passes_the_cache(tmp_path):
     assert result["ok"] and result["seconds"] > 0 and result["peak_mib"] > 0
     output = json.loads(notebook.read_text())["cells"][0]["outputs"][0]["text"]
     assert str(tmp_path / "cache") in "".join(output)
+
+
+def test_from_json_rewrites_the_same_markdown(quick, tmp_path):
+    results, folder = quick
+    assert bench.main(["--from-json", str(folder / "results.json"),
+                       "--markdown", str(tmp_path / "again.md")]) == 0
+    assert (tmp_path / "again.md").read_text() == (folder / "results.md").read_text()

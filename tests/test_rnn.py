@@ -153,13 +153,13 @@ def test_gradient_norm_by_distance_matches_a_linear_closed_form():
 
 
 def test_gradient_norms_vanish_and_explode():
-    simple = rnn.gradient_norm_by_distance("simple", units=32, steps=30)
+    simple = rnn.gradient_norm_by_distance("simple", units=16, steps=30)
     assert simple[-1] < 1e-3 * simple[0]                          # vanishes
-    relu = rnn.gradient_norm_by_distance("simple", units=32, steps=30,
+    relu = rnn.gradient_norm_by_distance("simple", units=16, steps=30,
                                          activation="relu", recurrent_gain=2.0)
     assert relu[-1] > 1e3 * relu[0]                               # explodes
-    lstm = rnn.gradient_norm_by_distance("lstm", units=32, steps=30)
-    remembering = rnn.gradient_norm_by_distance("lstm", units=32, steps=30,
+    lstm = rnn.gradient_norm_by_distance("lstm", units=16, steps=30)
+    remembering = rnn.gradient_norm_by_distance("lstm", units=16, steps=30,
                                                 forget_bias=5.0)
     assert remembering[-1] / remembering[0] > 100 * lstm[-1] / lstm[0]
     with pytest.raises(ValueError, match="forget_bias"):

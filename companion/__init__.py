@@ -19,13 +19,17 @@ import sys
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "checkpoint",
     "cli",
+    "comparison",
     "data",
     "distribute",
+    "dynamics",
     "environment",
     "evaluation",
     "losses",
     "models",
+    "original",
     "plotting",
     "training",
 )

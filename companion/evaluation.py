@@ -461,7 +461,7 @@ def importance_weighted_bound(log_weights):
         log_weights: array-like `(..., k)`, k >= 1 (numpy or a backend tensor).
 
     Returns:
-        float64 numpy array of shape `log_weights.shape[:-1]`.
+        float64 numpy array of shape ``log_weights.shape[:-1]``.
 
     Raises:
         ValueError: for a scalar or an empty last axis.

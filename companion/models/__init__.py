@@ -5,6 +5,8 @@
 - :mod:`companion.models.rnn`: row-by-row autoregressive `RowRNN`.
 - :mod:`companion.models.video`: next-frame prediction for small videos.
 - :mod:`companion.models.toy`: small MLP models for the 1-D and 2-D experiments.
+- :mod:`companion.models.wgan`: WGAN-GP and a minibatch-standard-deviation
+  discriminator, the mode-collapse remedies of the analysis chapter.
 
 Every generative model has ``sample(num, seed=None)`` returning float32 numpy
 images in [0, 1] of shape ``(num, 28, 28, 1)``.
@@ -12,7 +14,7 @@ images in [0, 1] of shape ``(num, 28, 28, 1)``.
 
 import importlib
 
-_SUBMODULES = ("gan", "vae", "rnn", "video", "toy")
+_SUBMODULES = ("gan", "vae", "rnn", "video", "toy", "wgan")
 
 
 def __getattr__(name):

@@ -253,10 +253,10 @@ class VAE(keras.Model):
 
     Args:
         encoder: a `keras.Model` from images to ``[mean, log_var]``.
-        decoder: a `keras.Model` from `(B, latent_dim)` to logits shaped like
+        decoder: a `keras.Model` from ``(B, latent_dim)`` to logits shaped like
             the images.
         beta: initial weight of the KL term (>= 0).
-        seed: seed of the model's `SeedGenerator`s (training noise, samples).
+        seed: seed of the model's seed generators (training noise, samples).
 
     Raises:
         ValueError: for a negative `beta` or networks whose shapes do not fit.

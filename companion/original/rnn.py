@@ -121,7 +121,7 @@ def original_rnn_objective(W, U, b, log_p_data):
             of the T outputs; the expectations are means over N.
 
     Returns:
-        The value of L: 0.0 for any input.
+        The value of L, which is 0.0 for any input.
 
     Example:
 

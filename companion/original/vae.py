@@ -187,7 +187,7 @@ def train_with_original_objective(images, steps=20, learning_rate=1e-3, beta=1.0
         seed: seed of the weights' initialisation.
 
     Returns:
-        A dict of lists, one entry a step: ``objective``, ``code_norm`` (mean
+        A dict of lists (one entry a step) with keys ``objective``, ``code_norm`` (mean
         ``||z||`` over the batch), ``encoder_grad_norm`` and
         ``decoder_grad_norm`` (global gradient norms).
 

@@ -399,7 +399,7 @@ def execute_notebook(path, cache_dir=None):
     Args:
         path: the notebook (a copy: its stored outputs are overwritten).
         cache_dir: a folder for JAX's persistent compilation cache, or None
-            for no cache.
+            to run with the cache turned off (``COMPANION_JAX_CACHE=0``).
 
     Returns:
         dict: ``seconds`` (wall time, kernel start included), ``peak_mib``
@@ -408,7 +408,11 @@ def execute_notebook(path, cache_dir=None):
     from tools import notebooks
 
     env = dict(os.environ, KERAS_BACKEND="jax", PYDEVD_DISABLE_FILE_VALIDATION="1")
-    if cache_dir is not None:
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    if cache_dir is None:
+        env["COMPANION_JAX_CACHE"] = "0"
+    else:
+        env["COMPANION_JAX_CACHE"] = "1"
         env["JAX_COMPILATION_CACHE_DIR"] = str(cache_dir)
         # Cache every program, not only those that took over 1 s to compile.
         env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
@@ -428,10 +432,14 @@ def execute_notebook(path, cache_dir=None):
 def time_notebooks(paths, cache_notebook=None):
     """Execute copies of the notebooks one by one; time the compilation cache.
 
+    The notebooks run as on a fresh machine with the package's defaults: JAX's
+    persistent compilation cache on, starting empty, shared by the notebooks of
+    the run (a program one notebook compiled, a later one reads).
+
     Args:
         paths: notebook paths relative to the repository root.
-        cache_notebook: one of `paths` to run twice more with JAX's persistent
-            compilation cache (first filling an empty cache, then warm), or None.
+        cache_notebook: one of `paths` to run three more times: with the cache
+            turned off, filling an empty cache, and with that cache warm; or None.
 
     Returns:
         dict: ``notebooks`` (one row each), ``total_seconds``, ``max_peak_mib``
@@ -440,9 +448,10 @@ def time_notebooks(paths, cache_notebook=None):
     rows = []
     with tempfile.TemporaryDirectory(prefix="benchmark-book-") as folder:
         copy = copy_book(pathlib.Path(folder))
+        book_cache = pathlib.Path(folder) / "jax-cache-book"
         for path in paths:
             row = {"notebook": str(path), "load_before": load_average()}
-            row.update(execute_notebook(copy / path))
+            row.update(execute_notebook(copy / path, cache_dir=book_cache))
             rows.append(row)
             print(f"  {path}: {row['seconds']:.1f} s, {row['peak_mib']:.0f} MiB"
                   f"{'' if row['ok'] else ' FAILED'}", flush=True)
@@ -451,18 +460,17 @@ def time_notebooks(paths, cache_notebook=None):
                   "max_peak_mib": max((r["peak_mib"] for r in rows), default=None)}
         if cache_notebook is not None:
             cache = pathlib.Path(folder) / "jax-cache"
+            without = execute_notebook(copy / cache_notebook, cache_dir=None)
             cold = execute_notebook(copy / cache_notebook, cache_dir=cache)
             warm = execute_notebook(copy / cache_notebook, cache_dir=cache)
-            without = next((r for r in rows if r["notebook"] == str(cache_notebook)),
-                           None)
             result["compilation_cache"] = {
                 "notebook": str(cache_notebook),
-                "no_cache_seconds": without["seconds"] if without else None,
+                "no_cache_seconds": without["seconds"],
                 "cold_cache_seconds": cold["seconds"],
                 "warm_cache_seconds": warm["seconds"],
                 "cache_mib": sum(f.stat().st_size for f in cache.rglob("*")
                                  if f.is_file()) / 2**20 if cache.exists() else 0.0,
-                "ok": cold["ok"] and warm["ok"],
+                "ok": without["ok"] and cold["ok"] and warm["ok"],
                 "load_after": load_average(),
             }
     return result

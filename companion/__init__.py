@@ -55,7 +55,29 @@ def _select_backend():
         )
 
 
+def _enable_compilation_cache():
+    """Keep compiled XLA programs on disk, so later processes skip compiling.
+
+    Every notebook and test process compiles the same training steps again; JAX's
+    persistent cache (in ``<cache root>/jax``, see :func:`companion.data.cache_dir`)
+    turns the second compilation into a file read. Set ``COMPANION_JAX_CACHE=0``
+    to turn it off, or ``JAX_COMPILATION_CACHE_DIR`` to put it elsewhere.
+    """
+    if os.environ.get("COMPANION_JAX_CACHE", "1").lower() in ("0", "off", "false", "no"):
+        return
+    from companion._paths import cache_root
+
+    folder = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_root() / "jax"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    jax = sys.modules.get("jax")
+    if jax is not None and not jax.config.jax_compilation_cache_dir:
+        # jax read its environment before we set it: configure it directly.
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
 _select_backend()
+_enable_compilation_cache()
 
 
 def __getattr__(name):

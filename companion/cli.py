@@ -38,10 +38,10 @@ import tempfile
 
 import numpy as np
 
-from companion import checkpoint, data
+from companion import checkpoint, data, models
 from companion._validation import check_choice, check_images, check_int
 
-FAMILIES = ("gan", "vae", "rnn")
+FAMILIES = models.FAMILIES
 WIDTH_ARGUMENT = {"gan": "width", "vae": "width", "rnn": "units"}
 """The `make_model` argument that ``--width`` sets, per family."""
 NUM_PREVIEW = 64
@@ -283,7 +283,8 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=None,
         if resume:
             network = checkpoint.load_model(run / MODEL_FILE)
         else:
-            network = module.make_model(seed=seed, **{WIDTH_ARGUMENT[model]: width})
+            network = models.build(model, len(images), epochs, batch_size, seed=seed,
+                                   **{WIDTH_ARGUMENT[model]: width})
         run.mkdir(parents=True, exist_ok=True)
         checkpoint.write_json(run / CONFIG_FILE, config)
         import keras

@@ -15,7 +15,6 @@ Example:
 
 import functools
 import gzip
-import os
 import pathlib
 import struct
 
@@ -300,8 +299,8 @@ def cache_dir():
 
     ``$COMPANION_CACHE_DIR`` if set, else ``~/.cache/companion``.
     """
-    folder = pathlib.Path(
-        os.environ.get("COMPANION_CACHE_DIR", pathlib.Path.home() / ".cache" / "companion")
-    )
+    from companion._paths import cache_root
+
+    folder = cache_root()
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -382,7 +382,7 @@ def _confidence(logits):
 def _coverage(logits):
     counts = np.bincount(np.argmax(logits, axis=1), minlength=NUM_CLASSES)
     histogram = counts[counts > 0] / counts.sum()
-    return float(-np.sum(histogram * np.log(histogram)) / math.log(NUM_CLASSES))
+    return float(0.0 - np.sum(histogram * np.log(histogram)) / math.log(NUM_CLASSES))
 
 
 def sample_quality(images, dataset="digits", seed=0):

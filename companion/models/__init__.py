@@ -14,6 +14,8 @@ images in [0, 1] of shape ``(num, 28, 28, 1)``.
 
 import importlib
 
+FAMILIES = ("gan", "vae", "rnn")
+
 _SUBMODULES = ("gan", "vae", "rnn", "video", "toy", "wgan")
 
 
@@ -23,3 +25,38 @@ def __getattr__(name):
         globals()[name] = module
         return module
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build(family, num_examples, epochs, batch_size, seed=0, **kwargs):
+    """The book model of `family`, compiled for a run of `epochs` over `num_examples`.
+
+    Each family's ``make_model`` builds its book configuration; the GAN's also
+    decays both learning rates to zero over the whole run (cosine), so it needs
+    the run's length in steps. Use this wherever the run's length is known (the
+    command line, the comparison chapter) so every family trains as the book
+    configures it.
+
+    Args:
+        family: ``"gan"``, ``"vae"`` or ``"rnn"``.
+        num_examples: training images a pass.
+        epochs: passes over them.
+        batch_size: images a step.
+        seed: seed of the initialisation and the training noise.
+        **kwargs: passed on to the family's ``make_model`` (e.g. ``width``).
+
+    Returns:
+        A compiled model ready for ``fit(images, epochs=epochs, batch_size=batch_size)``.
+
+    Example:
+
+    >>> from companion import models
+    >>> model = models.build("gan", num_examples=64, epochs=2, batch_size=32, width=4)
+    >>> model.sample(2, seed=0).shape
+    (2, 28, 28, 1)
+    """
+    from companion._validation import check_choice
+
+    module = getattr(importlib.import_module(__name__), check_choice("family", family, FAMILIES))
+    if family == "gan":
+        kwargs.setdefault("decay_steps", module.decay_steps_for(num_examples, epochs, batch_size))
+    return module.make_model(seed=seed, **kwargs)

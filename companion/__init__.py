@@ -12,9 +12,10 @@ Submodules are imported on first use, so ``import companion`` stays cheap:
 (1437, 28, 28, 1)
 """
 
-import importlib
 import os
 import sys
+
+from companion._lazy import lazy_submodules
 
 __version__ = "0.1.0"
 
@@ -79,14 +80,4 @@ def _enable_compilation_cache():
 _select_backend()
 _enable_compilation_cache()
 
-
-def __getattr__(name):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_SUBMODULES))
+__getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES)

@@ -14,17 +14,13 @@ images in [0, 1] of shape ``(num, 28, 28, 1)``.
 
 import importlib
 
+from companion._lazy import lazy_submodules
+
 FAMILIES = ("gan", "vae", "rnn")
 
 _SUBMODULES = ("gan", "vae", "rnn", "video", "toy", "wgan")
 
-
-def __getattr__(name):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES)
 
 
 def build(family, num_examples, epochs, batch_size, seed=0, **kwargs):
@@ -33,8 +29,7 @@ def build(family, num_examples, epochs, batch_size, seed=0, **kwargs):
     Each family's ``make_model`` builds its book configuration; the GAN's also
     decays both learning rates to zero over the whole run (cosine), so it needs
     the run's length in steps. Use this wherever the run's length is known (the
-    command line, the comparison chapter) so every family trains as the book
-    configures it.
+    command line does) so every family trains as the book configures it.
 
     Args:
         family: ``"gan"``, ``"vae"`` or ``"rnn"``.

@@ -336,9 +336,7 @@ class GAN(keras.Model):
 
     def train_step(self, state, data):
         """One simultaneous update of both networks (stateless, for JAX)."""
-        import jax
-
-        trainable, non_trainable, optimizer_variables, metric_variables = state
+        trainable, non_trainable = state[0], state[1]
         real = data[0] if isinstance(data, (tuple, list)) else data
         parts = self._split(trainable, non_trainable)
         z, seed_state = self._draw_noise(parts["seed"], ops.shape(real)[0])
@@ -347,13 +345,37 @@ class GAN(keras.Model):
             return self._forward_losses(g_trainable, d_trainable, parts["g_rest"],
                                 parts["d_rest"], real, z)
 
-        (d_loss, g_loss), pullback, aux = jax.vjp(
-            forward, parts["g"], parts["d"], has_aux=True)
-        one, zero = ops.ones_like(d_loss), ops.zeros_like(d_loss)
+        (d_loss, g_loss), g_grads, d_grads, aux = self._own_gradients(forward, parts)
+        real_logits, fake_logits, g_rest, d_rest = aux
+        values = {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "d_real": ops.mean(ops.sigmoid(real_logits)),
+            "d_fake": ops.mean(ops.sigmoid(fake_logits)),
+        }
+        return self._apply_gradients(state, g_grads, d_grads, g_rest, d_rest,
+                                     seed_state, values)
+
+    @staticmethod
+    def _own_gradients(forward, parts):
+        """Each network's gradient of its own loss, from one forward pass.
+
+        `forward(g_trainable, d_trainable)` returns ``((d_loss, g_loss), aux)``;
+        one vector-Jacobian product gives both pullbacks, so D's gradient comes
+        from D's loss only and G's from G's loss only.
+        """
+        import jax
+
+        losses_, pullback, aux = jax.vjp(forward, parts["g"], parts["d"], has_aux=True)
+        one, zero = ops.ones_like(losses_[0]), ops.zeros_like(losses_[0])
         _, d_grads = pullback((one, zero))
         g_grads, _ = pullback((zero, one))
-        real_logits, fake_logits, g_rest, d_rest = aux
+        return losses_, g_grads, d_grads, aux
 
+    def _apply_gradients(self, state, g_grads, d_grads, g_rest, d_rest, seed_state,
+                         values):
+        """Apply both networks' gradients in one optimizer step; update metrics."""
+        trainable, non_trainable, optimizer_variables, metric_variables = state
         grads = self._merge(trainable, self.trainable_variables,
                             self.generator.trainable_variables, g_grads,
                             self.discriminator.trainable_variables, d_grads)
@@ -361,13 +383,8 @@ class GAN(keras.Model):
             optimizer_variables, grads, trainable)
         non_trainable = self._merge_non_trainable(non_trainable, g_rest, d_rest,
                                                   seed_state)
-        values = {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "d_real": ops.mean(ops.sigmoid(real_logits)),
-            "d_fake": ops.mean(ops.sigmoid(fake_logits)),
-            "g_grad_norm": ops.sqrt(sum(ops.sum(ops.square(g)) for g in g_grads)),
-        }
+        values = dict(values, g_grad_norm=ops.sqrt(
+            sum(ops.sum(ops.square(g)) for g in g_grads)))
         logs, metric_variables = self._update_metrics(metric_variables, values)
         return logs, (trainable, non_trainable, optimizer_variables, metric_variables)
 

@@ -39,7 +39,7 @@ def make_mlp_generator(latent_dim, data_dim, width=64, depth=2, name="generator"
     Example:
 
     >>> make_mlp_generator(4, 2, 16).count_params()
-    402
+    386
     """
     latent_dim, data_dim = check_int("latent_dim", latent_dim), check_int("data_dim", data_dim)
     z = keras.Input((latent_dim,), name="z")

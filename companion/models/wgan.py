@@ -86,9 +86,7 @@ class WGANGP(GAN):
 
     def train_step(self, state, data):
         """One simultaneous update of critic and generator (stateless, for JAX)."""
-        import jax
-
-        trainable, non_trainable, optimizer_variables, metric_variables = state
+        trainable, non_trainable = state[0], state[1]
         real = data[0] if isinstance(data, (tuple, list)) else data
         parts = self._split(trainable, non_trainable)
         z, penalty_key, seed_state = self._draw(parts["seed"], ops.shape(real)[0])
@@ -97,30 +95,17 @@ class WGANGP(GAN):
             return self._wasserstein_losses(g_trainable, d_trainable, parts, real, z,
                                             penalty_key)
 
-        (d_loss, g_loss), pullback, aux = jax.vjp(
-            forward, parts["g"], parts["d"], has_aux=True)
-        one, zero = ops.ones_like(d_loss), ops.zeros_like(d_loss)
-        _, d_grads = pullback((one, zero))
-        g_grads, _ = pullback((zero, one))
+        (d_loss, g_loss), g_grads, d_grads, aux = self._own_gradients(forward, parts)
         real_scores, fake_scores, penalty, g_rest, d_rest = aux
-
-        grads = self._merge(trainable, self.trainable_variables,
-                            self.generator.trainable_variables, g_grads,
-                            self.discriminator.trainable_variables, d_grads)
-        trainable, optimizer_variables = self.optimizer.stateless_apply(
-            optimizer_variables, grads, trainable)
-        non_trainable = self._merge_non_trainable(non_trainable, g_rest, d_rest,
-                                                  seed_state)
         values = {
             "d_loss": d_loss,
             "g_loss": g_loss,
             "d_real": ops.mean(real_scores),
             "d_fake": ops.mean(fake_scores),
-            "g_grad_norm": ops.sqrt(sum(ops.sum(ops.square(g)) for g in g_grads)),
             "penalty": penalty,
         }
-        logs, metric_variables = self._update_metrics(metric_variables, values)
-        return logs, (trainable, non_trainable, optimizer_variables, metric_variables)
+        return self._apply_gradients(state, g_grads, d_grads, g_rest, d_rest,
+                                     seed_state, values)
 
     def _draw(self, seed_state, batch_size):
         """Training noise and a fresh key for the penalty's interpolation."""

@@ -6,14 +6,8 @@ them to train anything: the corrected versions live in :mod:`companion.models`
 and :mod:`companion.losses`.
 """
 
-import importlib
+from companion._lazy import lazy_submodules
 
 _SUBMODULES = ("gan", "vae", "rnn")
 
-
-def __getattr__(name):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES)

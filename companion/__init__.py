@@ -7,9 +7,9 @@ notebooks only call it. Importing `companion` selects Keras' JAX backend
 Submodules are imported on first use, so ``import companion`` stays cheap:
 
 >>> import companion
->>> images, labels = companion.data.load("digits")
+>>> images, labels = companion.data.load()  # the embedded MNIST digits
 >>> images.shape
-(1437, 28, 28, 1)
+(9000, 28, 28, 1)
 """
 
 import os

@@ -6,7 +6,7 @@ subcommands. The work is done by the importable functions :func:`train`,
 bad input into a one-line error with exit status 2.
 
 ```
-companion train {gan,vae,rnn} --out DIR [--dataset digits|mnist|fashion_mnist|PATH]
+companion train {gan,vae,rnn} --out DIR [--dataset mnist10k|digits|mnist|fashion_mnist|PATH]
                 [--epochs N] [--batch-size B] [--seed S] [--width W] [--limit N]
                 [--resume] [--distribute] [--verbose 0|1|2]
 companion sample DIR --num N --out FILE.png|FILE.npy [--seed S]
@@ -66,7 +66,7 @@ def load_images(dataset, split="train", value_range="unit", seed=0, limit=None):
     """Images of a named data set or of a file, in a family's value range.
 
     Args:
-        dataset: ``"digits"``, ``"mnist"``, ``"fashion_mnist"``, or the path of
+        dataset: ``"mnist10k"``, ``"digits"``, ``"mnist"``, ``"fashion_mnist"``, or the path of
             a ``.npy`` file of images or a ``.npz`` file in Keras' MNIST layout
             (``x_train``, optionally ``x_test``). Files hold ``(N, 28, 28)`` or
             ``(N, 28, 28, 1)`` images: uint8 in 0..255 or floats in [0, 1].
@@ -213,7 +213,7 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=None,
     Args:
         model: ``"gan"``, ``"vae"`` or ``"rnn"``.
         out: the run folder (created).
-        dataset: see :func:`load_images`; None: ``"digits"`` for a new run,
+        dataset: see :func:`load_images`; None: ``"mnist10k"`` for a new run,
             the run's own data set with `resume`.
         epochs: total number of epochs (default: the family's
             ``BOOK_CONFIG``). With `resume`, training continues from the
@@ -252,7 +252,7 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=None,
             raise ValueError(f"`out`={str(run)!r} already holds a run; pass --resume "
                              "to continue it, or choose another folder.")
         history = {}
-        dataset = "digits" if dataset is None else dataset
+        dataset = "mnist10k" if dataset is None else dataset
         seed = 0 if seed is None else seed
     seed = check_int("seed", seed, minimum=0)
     done = len(next(iter(history.values()), []))
@@ -494,9 +494,9 @@ def build_parser():
 
 def _add_dataset(parser, default, note=None):
     parser.add_argument(
-        "--dataset", default=default, metavar="digits|mnist|fashion_mnist|PATH",
+        "--dataset", default=default, metavar="mnist10k|digits|mnist|fashion_mnist|PATH",
         help=note or "a named set or a .npy/.npz file of 28x28 images "
-                     "(default: digits)")
+                     "(default: mnist10k)")
 
 
 def run_command(arguments):

@@ -90,7 +90,7 @@ def time_sampling(model, num=1000, seed=0):
     return time.perf_counter() - start, samples
 
 
-def train_family(family, epochs, dataset="digits", seed=0):
+def train_family(family, epochs, dataset="mnist10k", seed=0):
     """Build one family's book model with its `make_model` and train it.
 
     Args:
@@ -142,7 +142,7 @@ def heldout_log_likelihood(family, model, test_binary, iw_samples=200, seed=0):
     return np.asarray(model.log_likelihood(test_binary))
 
 
-def evaluate(family, model, train_seconds, dataset="digits", num_samples=1000,
+def evaluate(family, model, train_seconds, dataset="mnist10k", num_samples=1000,
              iw_samples=200, seed=0):
     """One row of the comparison table for a trained model.
 
@@ -181,7 +181,7 @@ def evaluate(family, model, train_seconds, dataset="digits", num_samples=1000,
     }
 
 
-def compare(families=FAMILIES, epochs=5, dataset="digits", num_samples=1000,
+def compare(families=FAMILIES, epochs=5, dataset="mnist10k", num_samples=1000,
             iw_samples=200, seed=0):
     """Train (or fit) each family and return its row of the comparison table.
 

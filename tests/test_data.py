@@ -1,12 +1,96 @@
 """companion.data: shapes, ranges, determinism, the fixed split, local MNIST files."""
 
 import gzip
+import hashlib
 import struct
 
 import numpy as np
 import pytest
 
 from companion import data
+
+
+# SHA-256 of the shipped file, as printed by tools/make_mnist_subset.py.
+MNIST10K_SHA256 = "5329777faeb370df1202a12be1ed5e0d16f06013c64d4aa06e367e5f0f5668b0"
+MNIST10K_TRAIN_COUNTS = [901, 1014, 892, 929, 882, 777, 913, 963, 849, 880]
+MNIST10K_TEST_COUNTS = [100, 113, 99, 103, 98, 86, 101, 107, 95, 98]
+
+
+def test_mnist10k_file_is_the_converted_npm_package():
+    digest = hashlib.sha256(data.MNIST10K_FILE.read_bytes()).hexdigest()
+    assert digest == MNIST10K_SHA256, "rebuild with tools/make_mnist_subset.py"
+    with np.load(data.MNIST10K_FILE) as archive:
+        assert sorted(archive.files) == ["x_test", "x_train", "y_test", "y_train"]
+        for split, count in [("train", 9000), ("test", 1000)]:
+            x, y = archive[f"x_{split}"], archive[f"y_{split}"]
+            assert x.shape == (count, 28, 28) and x.dtype == np.uint8
+            assert y.shape == (count,) and y.dtype == np.uint8
+            assert x.min() == 0 and x.max() == 255
+        assert np.bincount(archive["y_train"]).tolist() == MNIST10K_TRAIN_COUNTS
+        assert np.bincount(archive["y_test"]).tolist() == MNIST10K_TEST_COUNTS
+
+
+def test_mnist10k_is_the_default_with_a_stratified_disjoint_split():
+    train, train_labels = data.load()
+    test, test_labels = data.load("mnist10k", split="test")
+    assert train.shape == (9000, 28, 28, 1) and test.shape == (1000, 28, 28, 1)
+    assert train.dtype == test.dtype == np.float32
+    assert train_labels.dtype == np.int32
+    assert train.min() == 0.0 and train.max() == 1.0
+    # Grey levels are k / 255 exactly as float32 of the uint8 values.
+    np.testing.assert_array_equal(np.rint(train * 255) / 255, train)
+    train_rows = {row.tobytes() for row in train.reshape(len(train), -1)}
+    assert not any(row.tobytes() in train_rows for row in test.reshape(len(test), -1))
+    train_share = np.bincount(train_labels) / len(train_labels)
+    test_share = np.bincount(test_labels) / len(test_labels)
+    np.testing.assert_allclose(train_share, test_share, atol=0.002)
+    # Not grouped by class: the first images of each split show several digits.
+    assert len(set(train_labels[:20].tolist())) >= 6
+    assert len(set(test_labels[:20].tolist())) >= 6
+
+
+def test_mnist10k_is_upright():
+    """A wrong orientation is easy to miss in numbers: a "1" is taller than wide."""
+    images, labels = data.load("mnist10k", split="test")
+    ones = images[labels == 1][..., 0]
+    rows_used = (ones.max(axis=2) > 0.5).sum(axis=1).mean()
+    cols_used = (ones.max(axis=1) > 0.5).sum(axis=1).mean()
+    assert rows_used > 2 * cols_used
+    # Upside down or mirrored shows in the mean digits: a 7's bar is its most
+    # inked row, in the top half; a 6's loop is low, on the left.
+    sevens, sixes = (images[labels == d][..., 0].mean(axis=0) for d in (7, 6))
+    assert sevens.sum(axis=1).argmax() < 14
+    assert sixes.sum(axis=1).argmax() >= 14 and sixes.sum(axis=0).argmax() < 14
+
+
+def test_mnist10k_binarisation_is_fixed_stochastic():
+    grey, _ = data.load("mnist10k", split="test")
+    first, _ = data.load("mnist10k", split="test", value_range="binary", seed=0)
+    again, _ = data.load("mnist10k", split="test", value_range="binary", seed=0)
+    other, _ = data.load("mnist10k", split="test", value_range="binary", seed=1)
+    np.testing.assert_array_equal(first, again)
+    # Pixels strictly between 0 and 1 are drawn, not thresholded: some grey
+    # levels below 0.5 become 1 and some above become 0, and a new seed redraws.
+    mid = (grey > 0.05) & (grey < 0.95)
+    assert (first[mid & (grey < 0.5)] == 1).any() and (first[mid & (grey > 0.5)] == 0).any()
+    assert (first[mid] != other[mid]).mean() > 0.1
+    assert (first[grey == 0.0] == 0).all() and (first[grey == 1.0] == 1).all()
+    assert abs(first.mean() - grey.mean()) < 3 * np.sqrt(0.25 / first.size)
+
+
+def test_embedded_sets_ignore_the_seed_for_the_split():
+    a, la = data.load("mnist10k", split="test", seed=0)
+    b, lb = data.load("mnist10k", split="test", seed=3)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
+
+
+def test_mnist10k_returns_copies():
+    images, labels = data.load("mnist10k", split="test")
+    images[:] = 0.5
+    labels[:] = 3
+    again, again_labels = data.load("mnist10k", split="test")
+    assert again.max() == 1.0 and (again_labels != 3).any()
 
 
 @pytest.mark.parametrize("split, count", [("train", 1437), ("test", 360)])
@@ -90,6 +174,8 @@ def test_resize_preserves_the_digit():
 
 @pytest.mark.parametrize("kwargs, argument", [
     ({"name": "cifar"}, "name"),
+    ({"name": "MNIST10k"}, "name"),
+    ({"name": "mnist10k", "split": "val"}, "split"),
     ({"split": "validation"}, "split"),
     ({"value_range": "bytes"}, "value_range"),
     ({"image_size": 4}, "image_size"),
@@ -100,7 +186,10 @@ def test_bad_input_names_argument_value_and_choices(kwargs, argument):
         data.load(**kwargs)
     message = str(error.value)
     assert argument in message
-    assert repr(list(kwargs.values())[0]) in message or str(list(kwargs.values())[0]) in message
+    value = kwargs[argument]
+    assert repr(value) in message or str(value) in message
+    if argument == "name":
+        assert "mnist10k" in message  # the choices are listed
 
 
 def _fake_mnist(rng, count):

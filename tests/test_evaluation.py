@@ -19,14 +19,14 @@ def classifier(tmp_path_factory):
         patch.setenv("COMPANION_CACHE_DIR", str(folder))
         evaluation._classifiers.clear()
         evaluation._real_statistics.clear()
-        yield evaluation.reference_classifier("digits")
+        yield evaluation.reference_classifier("mnist10k")
         evaluation._classifiers.clear()
         evaluation._real_statistics.clear()
 
 
 @pytest.fixture(scope="module")
 def test_images():
-    return data.load("digits", "test")
+    return data.load("mnist10k", "test")
 
 
 # Reference classifier --------------------------------------------------------------
@@ -34,7 +34,7 @@ def test_images():
 
 def test_classifier_is_accurate_on_held_out_digits(classifier, test_images):
     images, labels = test_images
-    accuracy = evaluation.reference_accuracy("digits")
+    accuracy = evaluation.reference_accuracy("mnist10k")
     assert accuracy >= 0.97
     predicted = np.asarray(classifier.predict(images, verbose=0)).argmax(axis=1)
     assert accuracy == pytest.approx(np.mean(predicted == labels))
@@ -42,8 +42,8 @@ def test_classifier_is_accurate_on_held_out_digits(classifier, test_images):
 
 
 def test_classifier_is_cached_on_disk_and_reloaded(classifier, test_images, monkeypatch):
-    path = evaluation.classifier_path("digits")
-    assert path.exists() and "digits" in path.name and evaluation.CLASSIFIER_VERSION in path.name
+    path = evaluation.classifier_path("mnist10k")
+    assert path.exists() and "mnist10k" in path.name and evaluation.CLASSIFIER_VERSION in path.name
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp files left
     before = np.asarray(classifier.predict(test_images[0], verbose=0))
 
@@ -52,11 +52,11 @@ def test_classifier_is_cached_on_disk_and_reloaded(classifier, test_images, monk
 
     monkeypatch.setattr(evaluation, "_train", no_training)
     evaluation._classifiers.clear()
-    reloaded = evaluation.reference_classifier("digits")
+    reloaded = evaluation.reference_classifier("mnist10k")
     assert reloaded is not classifier
     np.testing.assert_array_equal(np.asarray(reloaded.predict(test_images[0], verbose=0)),
                                   before)
-    assert evaluation.reference_classifier("digits") is reloaded  # in memory now
+    assert evaluation.reference_classifier("mnist10k") is reloaded  # in memory now
 
 
 def test_classifier_features_shape_and_determinism(classifier, test_images):
@@ -100,7 +100,7 @@ def test_frechet_properties(classifier, test_images):
         noisy = np.clip(images + noise * rng.normal(size=images.shape), 0, 1)
         distances.append(evaluation.frechet_distance(images, noisy))
     assert 0 < distances[0] < distances[1] < distances[2]
-    train = data.load("digits", "train")[0]
+    train = data.load("mnist10k", "train")[0]
     forward = evaluation.frechet_distance(images, train)
     assert forward == pytest.approx(evaluation.frechet_distance(train, images), rel=1e-6)
     assert forward < distances[2]
@@ -170,10 +170,28 @@ def test_sample_quality_of_real_images(classifier, test_images):
     assert small["real_confidence"] == quality["real_confidence"]
     assert small["frechet_floor"] > quality["frechet_floor"]  # fewer samples, more bias
     # More images than the training split: the floor uses all of it.
-    train = data.load("digits", "train")[0]
-    many = np.concatenate([images] * 5)
+    train = data.load("mnist10k", "train")[0]
+    many = np.concatenate([images] * 10)
     assert evaluation.sample_quality(many)["frechet_floor"] == pytest.approx(
         evaluation.frechet_distance(train, images), rel=1e-9)
+
+
+def test_binary_floor_uses_binarised_real_images(classifier, test_images):
+    images = test_images[0]
+    grey = evaluation.sample_quality(images, seed=0)
+    binary = evaluation.sample_quality(images, seed=0, value_range="binary")
+    subset = data.load("mnist10k", "train", value_range="binary", seed=0)[0]
+    chosen = np.sort(np.random.default_rng(0).choice(len(subset), len(images), replace=False))
+    assert binary["frechet_floor"] == pytest.approx(
+        evaluation.frechet_distance(subset[chosen], images), rel=1e-9)
+    # Binary images are farther from the grey test digits than grey ones.
+    assert binary["frechet_floor"] > 2 * grey["frechet_floor"]
+    assert binary["frechet"] == grey["frechet"]  # the samples' own figure is unchanged
+    # By default the floor follows the images: binary samples get the binary floor.
+    assert evaluation.sample_quality(subset[:1000])["frechet_floor"] == pytest.approx(
+        binary["frechet_floor"])
+    with pytest.raises(ValueError, match="value_range.*'symmetric'"):
+        evaluation.sample_quality(images, value_range="symmetric")
 
 
 def test_sample_quality_ranks_blurred_and_collapsed_samples_worse(classifier, test_images):

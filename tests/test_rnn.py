@@ -15,21 +15,43 @@ def _binary(num, seed=0, shape=SHAPE):
     return (rng.random((num,) + shape) < 0.4).astype("float32")
 
 
+def _randomise_left_kernel(model, seed=0):
+    """The left-context matrix starts at zero; give it values so tests see it."""
+    rng = np.random.default_rng(seed)
+    model.left_kernel.assign(rng.normal(size=model.left_kernel.shape).astype("float32"))
+    return model
+
+
 @pytest.fixture(scope="module", params=rnn.CELLS)
 def model(request):
-    return rnn.make_model(image_shape=SHAPE, cell=request.param, units=8, seed=3)
+    return _randomise_left_kernel(
+        rnn.make_model(image_shape=SHAPE, cell=request.param, units=8, seed=3))
 
 
-def test_causality_rows_at_or_after_t_do_not_change_rows_up_to_t(model):
+def test_causality_in_raster_order(model):
+    """The logit of pixel k reads pixels before k (row by row, left to right) only."""
     images = _binary(3)
-    base = model.logits(images)
+    base = model.logits(images).reshape(3, -1)
+    size = base.shape[1]
+    for k in range(size):
+        changed = images.reshape(3, -1).copy()
+        changed[:, k:] = 1.0 - changed[:, k:]
+        logits = model.logits(changed.reshape(images.shape)).reshape(3, -1)
+        np.testing.assert_array_equal(logits[:, :k + 1], base[:, :k + 1])
+        if k + 1 < size:   # and the model does look at earlier pixels
+            assert np.abs(logits[:, k + 1:] - base[:, k + 1:]).max() > 1e-6
+
+
+def test_without_left_context_a_row_does_not_see_itself():
+    plain = rnn.make_model(image_shape=SHAPE, cell="gru", units=8, seed=3,
+                           left_context=False)
+    assert not any("left_kernel" in v.path for v in plain.weights)
+    images = _binary(3)
+    base = plain.logits(images)
     for t in range(SHAPE[0]):
         changed = images.copy()
         changed[:, t:] = 1.0 - changed[:, t:]
-        logits = model.logits(changed)
-        np.testing.assert_array_equal(logits[:, :t + 1], base[:, :t + 1])
-        if t + 1 < SHAPE[0]:   # and the model does look at the rows above
-            assert np.abs(logits[:, t + 1:] - base[:, t + 1:]).max() > 1e-6
+        np.testing.assert_array_equal(plain.logits(changed)[:, :t + 1], base[:, :t + 1])
 
 
 def test_log_likelihood_is_minus_autoregressive_nll(model):
@@ -41,7 +63,8 @@ def test_log_likelihood_is_minus_autoregressive_nll(model):
 
 def test_likelihood_is_normalised_over_all_images():
     # Every binary 2 x 2 image: the probabilities must sum to exactly 1.
-    tiny = rnn.make_model(image_shape=(2, 2, 1), cell="lstm", units=4, seed=0)
+    tiny = _randomise_left_kernel(
+        rnn.make_model(image_shape=(2, 2, 1), cell="lstm", units=4, seed=0))
     codes = np.arange(16)[:, None] >> np.arange(4)[None, :] & 1
     images = codes.reshape(16, 2, 2, 1).astype("float32")
     total = np.exp(tiny.log_likelihood(images)).sum()
@@ -64,6 +87,20 @@ def test_sampling_follows_the_model_probabilities():
     samples = tiny.sample(4000, seed=0)
     p_first_row = 1 / (1 + np.exp(-tiny.logits(np.zeros((1, 2, 3, 1), "float32"))[0, 0]))
     np.testing.assert_allclose(samples[:, 0].mean(0), p_first_row, atol=0.03)
+
+
+def test_sampling_draws_each_pixel_given_the_pixels_to_its_left():
+    # Row 0: p(x_00 = 1) = sigmoid(b_0), p(x_01 = 1 | x_00) = sigmoid(b_1 + A_01 x_00).
+    tiny = rnn.make_model(image_shape=(2, 2, 1), cell="gru", units=4, seed=1)
+    tiny.readout.bias.assign(np.array([0.0, -1.0], "float32"))
+    tiny.left_kernel.assign(np.array([[0.0, 3.0], [-5.0, 0.0]], "float32"))  # -5 is masked
+    first_row = tiny.sample(6000, seed=0)[:, 0, :, 0]
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))
+    assert first_row[:, 0].mean() == pytest.approx(0.5, abs=0.025)
+    after_one = first_row[first_row[:, 0] == 1, 1].mean()
+    after_zero = first_row[first_row[:, 0] == 0, 1].mean()
+    assert after_one == pytest.approx(sigmoid(2.0), abs=0.03)
+    assert after_zero == pytest.approx(sigmoid(-1.0), abs=0.03)
 
 
 def test_low_temperature_sharpens():

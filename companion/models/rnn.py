@@ -3,15 +3,19 @@
 An image of H rows is a sequence ``x_1, ..., x_H`` of rows of W pixels. The
 chain rule of probability gives the exact factorisation
 
-    p(x) = prod_t p(x_t | x_<t),
+    p(x) = prod_t p(x_t | x_<t) = prod_t prod_j p(x_{t,j} | x_<t, x_{t,<j}),
 
 and a recurrent network summarises the rows above in its state:
 ``h_t = f(W r_t + U h_{t-1} + b)`` with the input ``r_t = x_{t-1}`` (the row
-*above*, a zero row for ``t = 1``) and per-pixel Bernoulli logits
-``l_t = V h_t + c`` for row t. Training feeds the true rows (teacher forcing,
-Williams and Zipser 1989); sampling feeds the model's own rows back, one row
-at a time (ancestral sampling). This is the row-wise cousin of PixelRNN (van
-den Oord et al. 2016), which also orders the pixels within a row.
+*above*, a zero row for ``t = 1``). Pixel j of row t gets the Bernoulli logit
+``l_{t,j} = (V h_t + c)_j + sum_{i<j} A_{ij} x_{t,i}``: the state carries the
+rows above, and a strictly upper-triangular matrix ``A`` (the *left context*)
+adds the pixels to the left in the same row, so every pixel is conditioned on
+all pixels before it in raster order, as in PixelRNN (van den Oord et al.
+2016). With ``left_context=False`` the pixels of a row are independent given
+the state. Training feeds the true rows (teacher forcing, Williams and Zipser
+1989); sampling feeds the model's own pixels back (ancestral sampling): one
+recurrent step a row, then the row's pixels left to right.
 
 The module also holds :func:`gradient_norm_by_distance`, the measurement of
 how the gradient of the state with respect to earlier inputs decays (or
@@ -93,8 +97,10 @@ def _initial_states(cell_layer, batch, dtype):
 class RowRNN(keras.Model):
     """Autoregressive model of binary images, one row a time step.
 
-    ``p(x) = prod_t prod_w Bernoulli(x_{t,w}; sigmoid(l_{t,w}))`` with logits
-    ``l_t = V h_t + c`` computed from the rows above row t only. `call` returns
+    ``p(x) = prod_t prod_j Bernoulli(x_{t,j}; sigmoid(l_{t,j}))`` with logits
+    ``l_t = V h_t + c + x_t A``: ``h_t`` is computed from the rows above row t
+    only, and ``A`` is strictly upper triangular (``A_ij = 0`` unless i < j),
+    so ``l_{t,j}`` reads only the pixels left of j in row t. `call` returns
     these logits under teacher forcing; `fit(images)` minimises the mean of
     :func:`companion.losses.autoregressive_nll`, the exact negative
     log-likelihood in nats. Clip gradients with the optimiser, e.g.
@@ -107,6 +113,8 @@ class RowRNN(keras.Model):
             (Hochreiter and Schmidhuber 1997).
         units: size of the recurrent state.
         seed: seed of the weight initialisers and of the sampler's generator.
+        left_context: add the term ``x_t A`` (True) or treat the pixels of a
+            row as independent given the state (False, ``A = 0``).
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Raises:
@@ -122,7 +130,7 @@ class RowRNN(keras.Model):
     """
 
     def __init__(self, image_shape=(28, 28, 1), cell="lstm", units=128, seed=0,
-                 **kwargs):
+                 left_context=True, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = _check_image_shape(image_shape)
         self.cell_type = check_choice("cell", cell, CELLS)
@@ -136,6 +144,9 @@ class RowRNN(keras.Model):
             kernel_initializer=keras.initializers.GlorotUniform(seed=self.seed + 2),
             name="readout",
         )
+        self.left_context = bool(left_context)
+        # Mask of A: entry (i, j) may be non-zero only for i < j.
+        self.left_mask = np.triu(np.ones((self.row_size, self.row_size), "float32"), k=1)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._jitted = {}
 
@@ -143,12 +154,16 @@ class RowRNN(keras.Model):
         rows = (None, self.image_shape[0], self.row_size)
         self.recurrent.build(rows)
         self.readout.build((None, self.image_shape[0], self.units))
+        if self.left_context:
+            self.left_kernel = self.add_weight(
+                shape=(self.row_size, self.row_size), initializer="zeros",
+                name="left_kernel")
         self.built = True
 
     def get_config(self):
         config = super().get_config()
         config.update(image_shape=self.image_shape, cell=self.cell_type,
-                      units=self.units, seed=self.seed)
+                      units=self.units, seed=self.seed, left_context=self.left_context)
         return config
 
     # Teacher-forced likelihood ---------------------------------------------------
@@ -168,8 +183,14 @@ class RowRNN(keras.Model):
         rows = self._rows(ops.convert_to_tensor(images, self.compute_dtype))
         shifted = ops.pad(rows[:, :-1], ((0, 0), (1, 0), (0, 0)))
         states = self.recurrent(shifted, training=training)
-        logits = self.readout(states)
+        logits = self.readout(states) + self._left_terms(rows)
         return ops.reshape(logits, (-1,) + self.image_shape)
+
+    def _left_terms(self, rows):
+        """``x_t A`` for every row: each pixel's logit gets the pixels left of it."""
+        if not self.left_context:
+            return 0.0
+        return ops.matmul(rows, self.left_kernel * self.left_mask)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
@@ -264,10 +285,8 @@ class RowRNN(keras.Model):
                     previous, states = carry
                     t, row_key, given_row = inputs
                     output, states = _cell_step(cell, previous, states)
-                    logits = self.readout(output) / temperature
-                    drawn = jax.random.bernoulli(row_key, jax.nn.sigmoid(logits))
-                    row = jnp.where(t < rows_given, given_row,
-                                    drawn.astype(given.dtype))
+                    drawn = self._draw_row(self.readout(output), row_key, temperature)
+                    row = jnp.where(t < rows_given, given_row, drawn)
                     return (row, states), row
 
                 _, rows = jax.lax.scan(
@@ -276,6 +295,20 @@ class RowRNN(keras.Model):
             return jnp.swapaxes(rows, 0, 1)
 
         return generate
+
+    def _draw_row(self, state_logits, key, temperature):
+        """Draw one row's pixels left to right from ``sigmoid((V h + c + x A) / T)``."""
+        uniforms = jax.random.uniform(key, state_logits.shape)
+        if not self.left_context:
+            return (uniforms < jax.nn.sigmoid(state_logits / temperature)).astype("float32")
+
+        def draw_pixel(j, row):
+            logits = (state_logits + self._left_terms(row)) / temperature
+            pixel = uniforms[:, j] < jax.nn.sigmoid(logits[:, j])
+            return row.at[:, j].set(pixel.astype(row.dtype))
+
+        return jax.lax.fori_loop(0, self.row_size, draw_pixel,
+                                 jnp.zeros_like(state_logits))
 
     def _key(self, seed):
         if seed is None:
@@ -297,8 +330,9 @@ class RowRNN(keras.Model):
     def sample(self, num, seed=None, temperature=1.0):
         """Draw images row by row from the model (ancestral sampling).
 
-        Each row's pixels are drawn from ``Bernoulli(sigmoid(l_t / T))`` given
-        the rows drawn so far; the whole loop is one compiled `jax.lax.scan`.
+        Each pixel is drawn from ``Bernoulli(sigmoid(l_{t,j} / T))`` given the
+        pixels drawn before it: a `jax.lax.scan` over rows (one recurrent step
+        each) with a loop over the row's pixels inside, compiled as one call.
 
         Args:
             num: number of images.

@@ -188,8 +188,8 @@ def _download(name, split):
     except Exception as error:  # no network and no cached copy
         raise FileNotFoundError(
             f"Could not load {name!r} through keras.datasets ({error}). Offline, "
-            f"pass a local copy with path=..., or use name='digits', the embedded "
-            "data set that needs no download."
+            f"pass a local copy with path=..., or use name='mnist10k', the embedded "
+            "10,000 real MNIST digits that need no download."
         ) from error
     return (x_train, y_train) if split == "train" else (x_test, y_test)
 

@@ -61,7 +61,7 @@ def test_train_sample_evaluate_end_to_end(family, tmp_path, capsys):
     assert all(math.isfinite(v[0]) for v in history.values())
     assert printed["last_epoch"] == {k: v[-1] for k, v in history.items()}
     config = json.loads((out / "config.json").read_text())
-    assert config["model"] == family and config["dataset"] == "digits"
+    assert config["model"] == family and config["dataset"] == "mnist10k"
     assert config["width"] == int(WIDTH[family])
     assert config["width_argument"] == cli.WIDTH_ARGUMENT[family]
 

@@ -45,6 +45,8 @@ def test_convention_checker_catches_violations(tmp_path):
              "source": "h = keras.layers.Dense(3)(x)"},
             {"cell_type": "code", "execution_count": 6, "metadata": {}, "outputs": [],
              "source": "figure = plot(x);"},
+            {"cell_type": "code", "execution_count": 7, "metadata": {}, "outputs": [],
+             "source": "# NBVAL_IGNORE_OUTPUT\nmodel.fit(x)"},
         ],
         "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
     }
@@ -52,8 +54,18 @@ def test_convention_checker_catches_violations(tmp_path):
     path.write_text(json.dumps(bad))
     problems = " | ".join(notebooks.convention_problems(path))
     for expected in ("bootstrap", "execution counts", "model, layer or loss class",
-                     "loss function", "keras.layers", "ends with ';'"):
+                     "loss function", "keras.layers", "ends with ';'", "nbval comment",
+                     "no claim cell"):
         assert expected in problems
+
+
+def test_a_hidden_assert_cell_counts_as_a_claim_cell():
+    visible = {"cell_type": "code", "metadata": {}, "source": "assert nll < baseline"}
+    hidden = dict(visible, metadata={"tags": ["remove-cell"]})
+    hidden_print = dict(hidden, source="print(nll)")
+    assert notebooks.is_claim_cell(hidden)
+    assert not notebooks.is_claim_cell(visible)
+    assert not notebooks.is_claim_cell(hidden_print)
 
 
 def test_sync_is_idempotent_and_inserts_the_bootstrap(tmp_path, monkeypatch):

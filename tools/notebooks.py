@@ -44,6 +44,11 @@ FORBIDDEN = {
 }
 
 
+# Code that trains a model or draws a comparison: such a notebook needs a claim cell.
+EXPERIMENT = re.compile(r"\.fit\(|\bcomparison\.|\btrain_family\(")
+NBVAL_DIRECTIVE = re.compile(r"^\s*#\s*NBVAL_\w+", re.M)
+
+
 def repository_url():
     """The repository URL, kept in one place: `_config.yml`."""
     text = (ROOT / "_config.yml").read_text()
@@ -78,6 +83,12 @@ def source(cell):
     return "".join(text) if isinstance(text, list) else text
 
 
+def is_claim_cell(cell):
+    """A hidden cell (``remove-cell`` tag) that asserts what the text concludes."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return "remove-cell" in tags and re.search(r"^\s*assert\b", source(cell), re.M)
+
+
 def convention_problems(path):
     """List the ways a notebook breaks the book's conventions (empty if none)."""
     notebook = json.loads(pathlib.Path(path).read_text())
@@ -99,6 +110,13 @@ def convention_problems(path):
         for what, pattern in FORBIDDEN.items():
             if pattern.search(source(cell)):
                 problems.append(f"code cell {index + 1} {what}; it belongs in companion")
+        if NBVAL_DIRECTIVE.search(source(cell)):
+            problems.append(f"code cell {index + 1} has a visible nbval comment; use the "
+                            "cell tag (e.g. nbval-ignore-output) instead")
+    experiments = any(EXPERIMENT.search(source(cell)) for cell in cells)
+    if experiments and not any(is_claim_cell(cell) for cell in cells):
+        problems.append("trains a model or draws a comparison but has no claim cell "
+                        "(a code cell tagged remove-cell that asserts the conclusions)")
     return problems
 
 

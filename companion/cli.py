@@ -459,8 +459,8 @@ def build_parser():
                               help="default 0 (with --resume: the run's)")
     train_parser.add_argument(
         "--width", type=int, metavar="W",
-        help="model size: gan: base channel count (default 32); vae: channels of "
-             "the first convolution (default 32); rnn: LSTM units (default 128)")
+        help="model size: gan: base channel count; vae: channels of the first "
+             "convolution; rnn: recurrent units (default: the chapter's BOOK_CONFIG)")
     train_parser.add_argument("--limit", type=int, metavar="N",
                               help="train on the first N images only")
     train_parser.add_argument("--resume", action="store_true",

@@ -247,7 +247,7 @@ def test_help_documents_the_width_knob_of_every_family(capsys):
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     for phrase in ("gan: base channel count", "vae: channels of the first "
-                   "convolution", "rnn: LSTM units", "--distribute", "--resume"):
+                   "convolution", "rnn: recurrent units", "BOOK_CONFIG", "--distribute", "--resume"):
         assert phrase in text
 
 

@@ -46,15 +46,20 @@ def test_discriminator_accepts_generator_output_and_returns_logits():
     assert discriminator.layers[-1].get_config()["activation"] == "linear"
 
 
-@pytest.mark.parametrize("width", [4, 8])
-def test_parameter_counts_match_the_closed_form(width):
-    latent, w, k = 8, width, 5
+@pytest.mark.parametrize("width, k", [(4, 5), (8, 5), (8, 3)])
+def test_parameter_counts_match_the_closed_form(width, k):
+    latent, w = 8, width
     dense = latent * 49 * 4 * w + 4 * 49 * 4 * w  # no bias; BN has 4 per unit
     convs = k * k * 4 * w * 2 * w + 4 * 2 * w + k * k * 2 * w * w + 4 * w
     output = k * k * w * 1 + 1
-    assert gan.make_generator(latent, width=w).count_params() == dense + convs + output
+    generator = gan.make_generator(latent, width=w, kernel_size=k)
+    assert generator.count_params() == dense + convs + output
+    # Of the 4 numbers a batch-normalised unit has, 2 (the moving mean and
+    # variance) are not trainable.
+    moving = 2 * (49 * 4 * w + 2 * w + w)
+    assert sum(int(np.prod(v.shape)) for v in generator.non_trainable_variables) == moving
     critic = (k * k * 1 * w + w) + (k * k * w * 2 * w + 2 * w) + (7 * 7 * 2 * w + 1)
-    assert gan.make_discriminator(width=w).count_params() == critic
+    assert gan.make_discriminator(width=w, kernel_size=k).count_params() == critic
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (30, 28, 1), (28, 28, 0)])
@@ -180,6 +185,29 @@ def test_decode_matches_sample_for_the_same_noise(trained):
                                model.sample(3, seed=2), atol=1e-6)
 
 
+def test_generate_in_padded_batches_matches_one_batch(trained):
+    model, _ = trained
+    np.testing.assert_allclose(model.generate(5, seed=3, batch_size=2),
+                               model.generate(5, seed=3), atol=1e-6)
+
+
+def test_sampler_is_compiled_once_and_reused(trained, monkeypatch):
+    model, _ = trained
+    traces = []
+    call = model.generator.stateless_call
+
+    def counting_call(*args, **kwargs):
+        traces.append(1)  # runs only while jax.jit traces the sampler
+        return call(*args, **kwargs)
+
+    monkeypatch.setattr(model.generator, "stateless_call", counting_call)
+    model._jitted_generator = None
+    first = model.sample(13, seed=0)
+    second = model.sample(13, seed=1)
+    assert len(traces) == 1
+    assert not np.allclose(first, second)
+
+
 @pytest.mark.parametrize("num", [0, -1, 2.5])
 def test_bad_num_raises(trained, num):
     model, _ = trained
@@ -228,6 +256,13 @@ def test_save_and_load_give_identical_samples(trained, tmp_path):
 def test_book_config_matches_make_model_defaults():
     model = gan.make_model()
     assert model.latent_dim == gan.BOOK_CONFIG["latent_dim"]
+    kernels = {layer.get_config()["kernel_size"] for network in (model.generator,
+               model.discriminator) for layer in network.layers
+               if "kernel_size" in layer.get_config()}
+    assert kernels == {(gan.BOOK_CONFIG["kernel_size"],) * 2}
+    rates = {layer.get_config()["rate"] for layer in model.discriminator.layers
+             if isinstance(layer, keras.layers.Dropout)}
+    assert rates == {gan.BOOK_CONFIG["dropout"]}
     assert float(model.g_optimizer.learning_rate) == pytest.approx(
         gan.BOOK_CONFIG["g_learning_rate"])
     assert gan.VALUE_RANGE in data.VALUE_RANGES

@@ -1,4 +1,10 @@
-"""companion.models.video: next-frame prediction with a ConvLSTM."""
+"""companion.models.video: next-frame prediction with a fully connected LSTM.
+
+The model is not a ConvLSTM: dense layers encode each frame, an LSTM reads the
+codes, and a dense readout gives a distribution over shifts that moves the last
+frame (a dynamic filter). These tests pin causality, the rollout, the shift
+operation against a closed form, the loss, training and serialisation.
+"""
 
 import numpy as np
 import pytest
@@ -51,6 +57,28 @@ def test_rollout_feeds_its_own_predictions_back(model):
                                atol=1e-5)
 
 
+def test_the_predicted_frame_is_the_last_frame_moved_by_the_shift_mixture():
+    tiny = video.NextFramePredictor(frame_shape=FRAME, units=4, code_size=4, max_shift=2)
+    frame = np.zeros((1,) + FRAME, "float32")
+    frame[0, 3, 3] = 1.0
+    # One-hot vertical shift +1 and horizontal shift +2 (index k is shift k - 2):
+    logits = np.full((1, 10), -1e4, "float32")
+    logits[0, 2 + 1] = logits[0, 5 + 2 + 2] = 0.0
+    moved = np.asarray(tiny._move(frame, logits))
+    expected = np.full((1,) + FRAME, video.FLOOR / 2, "float32")
+    expected[0, 4, 5] = 1 - video.FLOOR / 2
+    np.testing.assert_allclose(moved, expected, atol=1e-6)
+    # Equal weights on shifts 0 and +1 along each axis: the pixel's mass splits
+    # into four quarters, and content shifted out of the frame is lost (black).
+    logits = np.full((1, 10), -1e4, "float32")
+    logits[0, [2, 3, 7, 8]] = 0.0
+    corner = np.zeros((1,) + FRAME, "float32")
+    corner[0, -1, -1] = 1.0
+    moved = (np.asarray(tiny._move(corner, logits)) - video.FLOOR / 2) / (1 - video.FLOOR)
+    assert moved.sum() == pytest.approx(0.25, abs=1e-5)
+    assert moved[0, -1, -1, 0] == pytest.approx(0.25, abs=1e-5)
+
+
 def test_loss_is_the_mean_binary_cross_entropy_and_fit_lowers_it():
     videos = np.zeros((8, 4) + FRAME, "float32")
     videos[:, :, 2:5, 2:5] = 1.0      # a still square: easy to predict
@@ -86,4 +114,6 @@ def test_bad_input_raises(model):
         model.fit(_videos(2, 3), _videos(2, 3))
     with pytest.raises(ValueError, match="frame_shape"):
         video.NextFramePredictor(frame_shape=(8, 8))
+    with pytest.raises(ValueError, match="max_shift"):
+        video.NextFramePredictor(max_shift=-1)
     assert video.VALUE_RANGE == "unit"

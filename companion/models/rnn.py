@@ -47,12 +47,17 @@ _LAYERS = {
 }
 
 # What the chapter trains with (book/04_rnn/row_models.ipynb).
-BOOK_CONFIG = {"units": 128, "epochs": 20, "batch_size": 32, "learning_rate": 3e-3,
+BOOK_CONFIG = {"units": 128, "epochs": 8, "batch_size": 32, "learning_rate": 3e-3,
                "clipnorm": 1.0, "steps_per_execution": 16}
-"""The configuration the row-model notebook trains. ``steps_per_execution``
-runs 16 training steps in one compiled call: a row-RNN step is short (~11 ms
-on 2 CPU cores), so ``fit``'s per-call overhead (~0.75 ms) otherwise costs about
-6 % of the throughput; the steps and their results are bit for bit the same."""
+"""The configuration the row-model notebook trains, for each of the three cells,
+on the 9,000 training digits of ``mnist10k``: the LSTM reaches about 91 nats on
+the binarised test digits, and the three cells train in under a minute
+together on two CPU cores. More epochs help a little (the LSTM reaches about
+89.5 nats after 14) and 256 units more (about 88 nats after 12 epochs), at
+two to three times the cost. ``steps_per_execution`` runs 16 training steps in
+one compiled call: a row-RNN step is short, so ``fit``'s per-call overhead
+otherwise costs a few per cent of the throughput; the steps and their results
+are bit for bit the same."""
 
 
 def _check_image_shape(image_shape):
@@ -297,7 +302,10 @@ class RowRNN(keras.Model):
         return generate
 
     def _draw_row(self, state_logits, key, temperature):
-        """Draw one row's pixels left to right from ``sigmoid((V h + c + x A) / T)``."""
+        """Draw one row's pixels left to right from ``sigmoid((V h + c + x A) / tau)``.
+
+        ``tau`` is the sampling temperature.
+        """
         uniforms = jax.random.uniform(key, state_logits.shape)
         if not self.left_context:
             return (uniforms < jax.nn.sigmoid(state_logits / temperature)).astype("float32")
@@ -330,7 +338,7 @@ class RowRNN(keras.Model):
     def sample(self, num, seed=None, temperature=1.0):
         """Draw images row by row from the model (ancestral sampling).
 
-        Each pixel is drawn from ``Bernoulli(sigmoid(l_{t,j} / T))`` given the
+        Each pixel is drawn from ``Bernoulli(sigmoid(l_{t,j} / tau))`` given the
         pixels drawn before it: a `jax.lax.scan` over rows (one recurrent step
         each) with a loop over the row's pixels inside, compiled as one call.
 
@@ -338,8 +346,8 @@ class RowRNN(keras.Model):
             num: number of images.
             seed: int for reproducible samples, or None to advance the
                 model's own seed generator.
-            temperature: T > 0; T < 1 sharpens, T > 1 flattens each pixel's
-                distribution (T = 1 samples the model itself).
+            temperature: tau > 0; tau < 1 sharpens, tau > 1 flattens each pixel's
+                distribution (tau = 1 samples the model itself).
 
         Returns:
             float32 numpy array `(num, H, W, C)` with values in {0, 1}.
@@ -368,7 +376,7 @@ class RowRNN(keras.Model):
                 rows are read.
             rows_given: number of rows to keep, 0 <= rows_given <= H.
             seed: int for reproducible completions, or None.
-            temperature: T > 0, as in :meth:`sample`.
+            temperature: tau > 0, as in :meth:`sample`.
 
         Returns:
             float32 numpy array `(N, H, W, C)` whose first `rows_given` rows equal

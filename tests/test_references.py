@@ -152,7 +152,7 @@ def test_bibliography_entries_are_unique_and_complete():
         if venue:
             assert re.search(rf"^\s*{venue}\s*=", body, re.M), f"{key} has no {venue}"
         year = re.search(r"^\s*year\s*=\s*\{(\d{4})\}", body, re.M)
-        assert year and 1980 <= int(year.group(1)) <= 2030, f"{key}: bad year"
+        assert year and 1950 <= int(year.group(1)) <= 2030, f"{key}: bad year"
 
 
 def test_every_bibliography_entry_is_cited_in_the_book():

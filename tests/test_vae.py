@@ -176,9 +176,39 @@ def test_sample_is_deterministic_with_a_seed_and_in_unit_range(trained):
 
 
 def test_sample_is_the_sigmoid_of_decoded_prior_draws(trained):
-    z = np.asarray(keras.random.normal((4, LATENT), seed=7))
+    z = trained.noise(4, seed=7)
+    assert z.shape == (4, LATENT) and z.dtype == np.float32
     expected = 1.0 / (1.0 + np.exp(-trained.decode(z)))
     np.testing.assert_allclose(trained.sample(4, seed=7), expected, atol=1e-6)
+
+
+def test_noise_is_standard_normal_and_deterministic(trained):
+    z = trained.noise(4000, seed=2)
+    np.testing.assert_array_equal(z, trained.noise(4000, seed=2))
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=0.06)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, atol=0.05)
+
+
+def test_binary_pixels_use_noise_independent_of_the_codes():
+    # With p(x|z) = 1/2 everywhere a pixel is 1 exactly when its uniform is
+    # below 1/2. Drawing the codes and the pixels from one key made the m-th
+    # pixel uniform a function of the m-th code (pixel = 1 exactly where the
+    # code is negative); with two independent keys they agree half the time.
+    model = _constant_model(0.5)
+    num = 2000
+    pixels = model.sample(num, seed=3, binary=True).reshape(num, -1)
+    z = model.noise(num, seed=3)
+    flat = np.mean((pixels.ravel()[:z.size] == 1) == (z.ravel() < 0))
+    per_image = np.mean((pixels[:, :z.shape[1]] == 1) == (z < 0))
+    assert abs(flat - 0.5) < 0.05 and abs(per_image - 0.5) < 0.05
+    assert abs(pixels.mean() - 0.5) < 0.01
+
+
+def test_compiled_decode_matches_the_decoder_for_any_count(trained):
+    z = np.random.default_rng(0).normal(size=(300, LATENT)).astype("float32")
+    expected = np.asarray(trained.decoder(z, training=False))
+    np.testing.assert_allclose(trained.decode(z), expected, atol=1e-4)
+    np.testing.assert_allclose(trained.decode(z[:5], batch_size=2), expected[:5], atol=1e-4)
 
 
 def test_kl_per_dimension_method_matches_encoder(trained, digits):

@@ -9,9 +9,20 @@ binarised test split:
   VAE (Burda et al. 2016; an upper bound on the NLL in expectation), none for
   the GAN, which defines no density;
 - the sample-quality figures of :func:`companion.evaluation.sample_quality`
-  (classifier Fréchet distance, confidence relative to real digits, class
-  coverage) on 1,000 samples;
-- training time, the time to draw 1,000 samples, and the parameter count.
+  (classifier Fréchet distance with its real-data floor, confidence relative
+  to real digits, class coverage) on 1,000 samples for every family;
+- the total training time and the time of one (compiled, steady-state) epoch,
+  the time to draw 1,000 samples, and the trainable parameter count.
+
+**What the sampling time measures.** Every neural sampler of the book runs as
+one compiled JAX function (the GAN's generator and the VAE's decoder mapped
+over batches, the row RNN's ``jax.lax.scan`` over rows with a loop over each
+row's pixels inside), and :func:`time_sampling` times them all the same way:
+the best of a few calls of ``sample(1000)`` after a first call of the same
+size has compiled it. The figure is the cost of this implementation on this
+machine: the number of network evaluations a sample needs (one for the GAN
+and the VAE, one a row plus one a pixel for the row RNN) is the family's
+property; the seconds also depend on network sizes and on the compiler.
 
 Every number in the analysis chapter's comparison table comes from here.
 
@@ -41,13 +52,20 @@ _NAMES = {
 _LIKELIHOOD = {"bernoulli": "exact", "gan": "none", "vae": "IWAE bound", "rnn": "exact"}
 
 
-def count_parameters(model):
-    """Number of scalar parameters of a model (all weights, trainable or not).
+def count_parameters(model, trainable_only=True):
+    """Number of scalar parameters of a model.
+
+    By default the *trainable* ones: for a GAN both networks' weights, for a
+    VAE the encoder's and the decoder's. Batch normalisation's moving
+    statistics and random-number states are not parameters a model learns by
+    gradient descent; ``trainable_only=False`` counts them too (every
+    variable of the model).
 
     Args:
         model: a `keras.Model`, or a fitted
             :class:`~companion.evaluation.IndependentBernoulli` (one
             probability a pixel).
+        trainable_only: count only trainable weights.
 
     Returns:
         An int.
@@ -59,22 +77,27 @@ def count_parameters(model):
     """
     if isinstance(model, evaluation.IndependentBernoulli):
         return int(np.size(model._fitted()))
-    return int(sum(np.prod(v.shape) for v in model.weights))
+    weights = model.trainable_weights if trainable_only else model.weights
+    return int(sum(np.prod(v.shape) for v in weights))
 
 
-def time_sampling(model, num=1000, seed=0):
-    """Seconds to draw `num` samples, timed on a second call of the same size.
+def time_sampling(model, num=1000, seed=0, repeats=3):
+    """Seconds to draw `num` samples once the sampler is compiled.
 
-    The first call compiles (or traces) the sampler; the second is the
-    steady-state cost a user pays for every further batch.
+    A first call of the same size compiles (or traces) the sampler; then
+    `repeats` calls are timed and the fastest is reported, the steady-state
+    cost a user pays for every further batch (the fastest, because
+    interference from other work on the machine only ever adds time).
 
     Args:
         model: anything with ``sample(num, seed)``.
         num: samples to draw.
-        seed: seed of the timed call.
+        seed: seed of the timed calls.
+        repeats: timed calls (>= 1).
 
     Returns:
-        ``(seconds, samples)``.
+        ``(seconds, samples)``: the fastest call's time and its samples (the
+        same for every call, drawn with `seed`).
 
     Example:
 
@@ -85,13 +108,37 @@ def time_sampling(model, num=1000, seed=0):
     """
     num = check_int("num", num)
     model.sample(num, seed=seed + 1)
-    start = time.perf_counter()
-    samples = np.asarray(model.sample(num, seed=seed))
-    return time.perf_counter() - start, samples
+    best = None
+    for _ in range(check_int("repeats", repeats)):
+        start = time.perf_counter()
+        samples = np.asarray(model.sample(num, seed=seed))
+        seconds = time.perf_counter() - start
+        best = seconds if best is None else min(best, seconds)
+    return best, samples
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch of ``fit``."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
 
 
 def train_family(family, epochs, dataset="mnist10k", seed=0):
     """Build one family's book model with its `make_model` and train it.
+
+    Each family trains with its chapter's ``make_model`` and ``BOOK_CONFIG``
+    (batch size, learning rates, sizes), for `epochs` passes over the same
+    training split. The GAN's learning rates follow the chapter's cosine
+    decay, stretched over these `epochs` (as ``BOOK_CONFIG["decay"]`` says);
+    the others use constant rates, as in their chapters.
 
     Args:
         family: ``"bernoulli"``, ``"gan"``, ``"vae"`` or ``"rnn"``.
@@ -101,8 +148,11 @@ def train_family(family, epochs, dataset="mnist10k", seed=0):
         seed: seed of the initialisation, the training noise and binarisation.
 
     Returns:
-        ``(model, seconds)``: the trained model and the wall time of ``fit``
-        (of the closed-form fit for the baseline).
+        ``(model, seconds, epoch_seconds)``: the trained model, the wall time
+        of ``fit`` (compilation included; of the closed-form fit for the
+        baseline) and the list of each epoch's wall time (empty for the
+        baseline). The first epoch includes the compilation of the training
+        step; the last is the steady-state cost of an epoch.
 
     Raises:
         ValueError: for an unknown `family` or `epochs` < 1.
@@ -112,19 +162,22 @@ def train_family(family, epochs, dataset="mnist10k", seed=0):
     if family == "bernoulli":
         start = time.perf_counter()
         model, _ = evaluation.bernoulli_baseline(dataset, seed=seed)
-        return model, time.perf_counter() - start
+        return model, time.perf_counter() - start, []
     from companion import models
 
     module = getattr(models, family)
     train, _ = data.load(dataset, "train", value_range=module.VALUE_RANGE, seed=seed)
     keras.utils.set_random_seed(seed)
-    # Constant learning rates: the GAN's cosine schedule (``models.build``) is
-    # tuned for its 20-epoch chapter run and would stop a 3-epoch run cold.
-    model = module.make_model(seed=seed)
     batch_size = module.BOOK_CONFIG["batch_size"]
+    if module.BOOK_CONFIG.get("decay") == "cosine":
+        model = module.make_model(seed=seed, decay_steps=module.decay_steps_for(
+            len(train), epochs=epochs, batch_size=batch_size))
+    else:
+        model = module.make_model(seed=seed)
+    timer = _EpochTimer()
     start = time.perf_counter()
-    model.fit(train, epochs=epochs, batch_size=batch_size, verbose=0)
-    return model, time.perf_counter() - start
+    model.fit(train, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
+    return model, time.perf_counter() - start, timer.seconds
 
 
 def heldout_log_likelihood(family, model, test_binary, iw_samples=200, seed=0):
@@ -143,23 +196,28 @@ def heldout_log_likelihood(family, model, test_binary, iw_samples=200, seed=0):
 
 
 def evaluate(family, model, train_seconds, dataset="mnist10k", num_samples=1000,
-             iw_samples=200, seed=0):
+             iw_samples=200, seed=0, epoch_seconds=None):
     """One row of the comparison table for a trained model.
 
     Args:
         family: the family's key (see :data:`FAMILIES`).
         model: the trained model.
-        train_seconds: its training wall time.
+        train_seconds: its total training wall time.
         dataset: the data set name.
         num_samples: samples drawn for the timing and the quality figures.
         iw_samples: importance samples of the VAE's bound.
         seed: seed of the samples, the bound and the binarisation.
+        epoch_seconds: the wall time of each training epoch, if known.
 
     Returns:
         A dict with keys ``family``, ``likelihood`` ("exact", "IWAE bound" or
         "none"), ``nll_nats`` and ``bits_per_dim`` (None for the GAN),
-        ``frechet``, ``frechet_floor``, ``relative_confidence``, ``coverage``,
-        ``train_seconds``, ``sample_seconds`` and ``parameters``.
+        ``frechet``, ``frechet_floor`` (the floor for samples of this kind:
+        binary samples are compared with binarised real digits),
+        ``relative_confidence``, ``coverage``, ``train_seconds``,
+        ``epochs`` and ``epoch_seconds`` (the last epoch's time; None if
+        unknown), ``num_samples``, ``sample_seconds`` and ``parameters``
+        (trainable).
     """
     test, _ = data.load(dataset, "test", value_range="binary", seed=seed)
     log_likelihood = heldout_log_likelihood(family, model, test, iw_samples, seed)
@@ -176,6 +234,9 @@ def evaluate(family, model, train_seconds, dataset="mnist10k", num_samples=1000,
         "relative_confidence": quality["relative_confidence"],
         "coverage": quality["coverage"],
         "train_seconds": float(train_seconds),
+        "epochs": len(epoch_seconds) if epoch_seconds else None,
+        "epoch_seconds": float(epoch_seconds[-1]) if epoch_seconds else None,
+        "num_samples": int(num_samples),
         "sample_seconds": float(sample_seconds),
         "parameters": count_parameters(model),
     }
@@ -206,9 +267,9 @@ def compare(families=FAMILIES, epochs=5, dataset="mnist10k", num_samples=1000,
         check_choice("family", family, FAMILIES)
     rows = []
     for family in families:
-        model, seconds = train_family(family, epochs, dataset, seed)
+        model, seconds, epoch_seconds = train_family(family, epochs, dataset, seed)
         rows.append(evaluate(family, model, seconds, dataset, num_samples, iw_samples,
-                             seed))
+                             seed, epoch_seconds=epoch_seconds))
     return rows
 
 
@@ -218,11 +279,13 @@ _COLUMNS = (
     ("nll_nats", "test NLL (nats)", "{:.1f}"),
     ("bits_per_dim", "bits/dim", "{:.4f}"),
     ("frechet", "Fréchet", "{:.2f}"),
+    ("frechet_floor", "Fréchet floor", "{:.2f}"),
     ("relative_confidence", "rel. confidence", "{:.2f}"),
     ("coverage", "coverage", "{:.3f}"),
-    ("train_seconds", "training", "{:.1f} s"),
-    ("sample_seconds", "1,000 samples", "{:.2f} s"),
-    ("parameters", "parameters", "{:,}"),
+    ("train_seconds", "training, total", "{:.1f} s"),
+    ("epoch_seconds", "one epoch", "{:.1f} s"),
+    ("sample_seconds", "sampling {num} images", "{:.2f} s"),
+    ("parameters", "trainable parameters", "{:,}"),
 )
 
 
@@ -230,21 +293,27 @@ def format_table(rows, digits=None):
     """The rows as a Markdown table; a missing value (the GAN's NLL) is "—".
 
     Timings are printed as ``12.3 s`` (the form the notebook tests mask, as
-    they vary between runs); every other figure is rounded.
+    they vary between runs); every other figure is rounded. "training, total"
+    is the whole ``fit`` (compilation included), "one epoch" the last epoch
+    (compiled, steady state), "sampling N images" one call of
+    ``sample(N)`` after compilation (:func:`time_sampling`).
 
     Example:
 
     >>> print(format_table([{"family": "x", "likelihood": "none", "nll_nats": None,
-    ...     "bits_per_dim": None, "frechet": 1.0, "relative_confidence": 0.5,
-    ...     "coverage": 1.0, "train_seconds": 2.0, "sample_seconds": 0.1,
+    ...     "bits_per_dim": None, "frechet": 1.0, "frechet_floor": 0.5,
+    ...     "relative_confidence": 0.5, "coverage": 1.0, "train_seconds": 2.0,
+    ...     "epoch_seconds": 1.0, "num_samples": 10, "sample_seconds": 0.1,
     ...     "parameters": 1234}]).splitlines()[2])
-    | x | none | — | — | 1.00 | 0.50 | 1.000 | 2.0 s | 0.10 s | 1,234 |
+    | x | none | — | — | 1.00 | 0.50 | 0.50 | 1.000 | 2.0 s | 1.0 s | 0.10 s | 1,234 |
     """
-    header = "| " + " | ".join(title for _, title, _ in _COLUMNS) + " |"
+    counts = {row.get("num_samples") for row in rows} - {None}
+    num = f"{counts.pop():,}" if len(counts) == 1 else "N"
+    header = "| " + " | ".join(title.format(num=num) for _, title, _ in _COLUMNS) + " |"
     rule = "|" + "|".join("---" for _ in _COLUMNS) + "|"
     lines = [header, rule]
     for row in rows:
-        cells = ["—" if row[key] is None else form.format(row[key])
+        cells = ["—" if row.get(key) is None else form.format(row[key])
                  for key, _, form in _COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

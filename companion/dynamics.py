@@ -7,8 +7,10 @@ Two small, exactly analysable tools for the analysis chapter:
   alternating or extragradient updates; each update is a linear map whose
   effect on the distance to the equilibrium has a closed form
   (:func:`bilinear_growth_factor`): simultaneous gradient play spirals *out*,
-  alternating updates circle for ever, extragradient spirals *in*
-  (Mescheder et al. 2018 analyse these dynamics for GANs).
+  alternating updates circle for ever, extragradient (Korpelevich 1976)
+  spirals *in* for step sizes below 1 (Gidel et al. 2019 analyse these
+  methods on bilinear games; Mescheder et al. 2018 the local dynamics of
+  GAN training).
 - **Mode coverage** of a generator trained on
   :func:`companion.data.ring_of_gaussians`: :func:`assign_modes`,
   :func:`modes_covered` and :func:`high_quality_fraction` follow the
@@ -121,7 +123,8 @@ def bilinear_growth_factor(method, learning_rate):
 
     ```
     simultaneous:  sqrt(1 + lr^2)               > 1: spirals out
-    extragradient: sqrt(1 - lr^2 + lr^4)        < 1 for 0 < lr < 1: spirals in
+    extragradient: sqrt(1 - lr^2 + lr^4)        < 1 for 0 < lr < 1: spirals in;
+                                                = 1 at lr = 1, > 1 beyond
     alternating:   1 (on average; the map has determinant 1 and, for lr < 2,
                    complex eigenvalues of modulus 1: it circles, neither
                    diverging nor converging)

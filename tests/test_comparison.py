@@ -18,6 +18,42 @@ def test_count_parameters_closed_form():
     assert comparison.count_parameters(baseline) == 28 * 28
 
 
+def test_count_parameters_counts_trainable_weights_unless_asked():
+    # Batch normalisation: gamma and beta are trained, the moving mean and
+    # variance are not.
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3),
+                              keras.layers.BatchNormalization()])
+    assert comparison.count_parameters(model) == (5 * 3 + 3) + 2 * 3
+    assert comparison.count_parameters(model, trainable_only=False) == (5 * 3 + 3) + 4 * 3
+
+
+def test_time_sampling_excludes_the_compiling_call_and_keeps_the_fastest():
+    import time
+
+    class Sampler:
+        calls = []
+
+        def sample(self, num, seed=None):
+            self.calls.append(seed)
+            time.sleep(0.3 if len(self.calls) == 1 else 0.01)  # the first call "compiles"
+            return np.zeros((num, 28, 28, 1), "float32")
+
+    sampler = Sampler()
+    seconds, samples = comparison.time_sampling(sampler, num=4, seed=7, repeats=3)
+    assert seconds < 0.2 and samples.shape == (4, 28, 28, 1)
+    assert sampler.calls == [8, 7, 7, 7]  # a warm-up call, then the timed ones
+    with pytest.raises(ValueError, match="repeats"):
+        comparison.time_sampling(sampler, num=4, repeats=0)
+
+
+def test_train_family_times_every_epoch():
+    model, seconds, epoch_seconds = comparison.train_family("vae", 2, dataset="digits")
+    assert len(epoch_seconds) == 2 and all(t > 0 for t in epoch_seconds)
+    assert sum(epoch_seconds) <= seconds
+    baseline, _, none = comparison.train_family("bernoulli", 1, dataset="digits")
+    assert none == [] and comparison.count_parameters(baseline) == 784
+
+
 def test_bernoulli_row_matches_the_baseline_and_unit_conversion():
     _, nll = evaluation.bernoulli_baseline()
     (row,) = comparison.compare(families=("bernoulli",), num_samples=50)
@@ -55,8 +91,13 @@ def test_format_table_marks_missing_values_and_keeps_every_row():
     rows.append(dict(rows[0], family="no density", nll_nats=None, bits_per_dim=None))
     table = comparison.format_table(rows).splitlines()
     assert len(table) == 4
-    assert "—" in table[3] and "—" not in table[2]
+    nll_column = [line.split("|")[3].strip() for line in table[2:]]
+    assert nll_column[1] == "—" and nll_column[0] != "—"
     assert table[2].count("|") == table[0].count("|")
+    # Headers say what the timings are; the floor sits beside the distance.
+    for title in ("Fréchet | Fréchet floor", "training, total", "one epoch",
+                  "sampling 20 images", "trainable parameters"):
+        assert title in table[0]
 
 
 def test_bad_family_raises():

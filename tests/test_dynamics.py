@@ -95,3 +95,16 @@ def test_mode_coverage_callback_records_each_epoch():
     assert len(recorder.covered) == len(recorder.reached) == len(recorder.quality) == 3
     assert all(0 <= c <= r <= 8 for c, r in zip(recorder.covered, recorder.reached))
     assert recorder.samples[0].shape == (100, 2)
+
+
+def test_extragradient_contracts_only_for_step_sizes_below_one():
+    factor = lambda lr: dynamics.bilinear_growth_factor("extragradient", lr)  # noqa: E731
+    assert all(factor(lr) < 1 for lr in (0.01, 0.1, 0.5, 0.9, 0.99))
+    assert factor(1.0) == pytest.approx(1.0)
+    assert factor(1.5) > 1
+    # Fastest contraction at lr^2 = 1/2, by sqrt(3)/2 a step.
+    assert factor(np.sqrt(0.5)) == pytest.approx(np.sqrt(3) / 2)
+    # The closed form is the spectral radius of the one-step map.
+    for lr in (0.3, 1.0, 1.5):
+        radius = np.max(np.abs(np.linalg.eigvals(dynamics.bilinear_matrix("extragradient", lr))))
+        assert factor(lr) == pytest.approx(radius)

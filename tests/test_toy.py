@@ -84,3 +84,72 @@ def test_affine_generator_samples_match_its_closed_form_gaussian():
     assert samples.std() == pytest.approx(1.0, abs=0.03)
     with pytest.raises(ValueError, match="affine"):
         toy.affine_gaussian(toy.make_mlp_generator(2, 1, width=4))
+
+
+# Packing (PacGAN) and the remedies' switch in make_model -----------------------
+
+
+def test_pack_concatenates_consecutive_examples_and_unpack_repeats():
+    x = np.arange(12, dtype="float32").reshape(6, 2)
+    packed = np.asarray(toy.Pack(3)(x))
+    assert packed.tolist() == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
+    logits = np.array([[1.0], [-2.0]], "float32")
+    assert np.asarray(toy.Unpack(3)(logits)).ravel().tolist() == [1, 1, 1, -2, -2, -2]
+    with pytest.raises(ValueError, match="multiple of pack=4"):
+        toy.Pack(4)(x)
+    with pytest.raises(ValueError, match="pack"):
+        toy.Pack(0)
+
+
+def test_packed_discriminator_gives_one_logit_a_pack():
+    discriminator = toy.make_packed_discriminator(2, pack=4, width=8)
+    # Only the first layer is wider than the plain discriminator's: 4 * 2 inputs.
+    plain = toy.make_mlp_discriminator(2, width=8)
+    assert discriminator.count_params() - plain.count_params() == (4 - 1) * 2 * 8
+    x = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
+    logits = np.asarray(discriminator(x))
+    assert logits.shape == (8, 1)
+    assert np.all(logits[:4] == logits[0]) and np.all(logits[4:] == logits[4])
+    # The pack's logit depends on every member of the pack.
+    changed = x.copy()
+    changed[3] += 1.0
+    assert not np.allclose(np.asarray(discriminator(changed))[0], logits[0])
+
+
+def test_packed_discriminator_round_trips_through_keras_format(tmp_path):
+    import keras
+
+    discriminator = toy.make_packed_discriminator(2, pack=2, width=8)
+    path = tmp_path / "packed.keras"
+    discriminator.save(path)
+    loaded = keras.saving.load_model(path)
+    x = np.ones((4, 2), "float32")
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(discriminator(x)))
+
+
+def test_make_model_switches_only_the_discriminator():
+    plain = toy.make_model(data_dim=2, latent_dim=4, width=8, seed=0)
+    packed = toy.make_model(data_dim=2, latent_dim=4, width=8, seed=0, pack=4)
+    minibatch = toy.make_model(data_dim=2, latent_dim=4, width=8, seed=0,
+                               minibatch_std=True)
+    assert "d_pack" in [layer.name for layer in packed.discriminator.layers]
+    assert "d_minibatch_std" in [layer.name for layer in minibatch.discriminator.layers]
+    for model in (packed, minibatch):
+        # Same seed, same generator: identical samples before training.
+        np.testing.assert_allclose(model.generate(5, seed=1), plain.generate(5, seed=1))
+        assert model.generator.count_params() == plain.generator.count_params()
+    with pytest.raises(ValueError, match="one remedy"):
+        toy.make_model(data_dim=2, pack=2, minibatch_std=True)
+    with pytest.raises(ValueError, match="decay_to"):
+        toy.make_model(data_dim=2, decay_steps=10, decay_to=2.0)
+
+
+def test_packed_gan_trains_and_decays_its_learning_rates():
+    points, _ = data.ring_of_gaussians(512, seed=0)
+    model = toy.make_model(data_dim=2, latent_dim=2, width=8, pack=4, decay_steps=8,
+                           decay_to=0.1, steps_per_execution=4)
+    history = model.fit(points, epochs=2, batch_size=128, verbose=0).history
+    assert len(history["d_loss"]) == 2 and np.isfinite(history["d_loss"]).all()
+    # After the 8 decay steps both learning rates have reached decay_to of their start.
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-3)
+    assert float(model.g_optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-3)

@@ -15,6 +15,7 @@ Example:
 
 import keras
 import numpy as np
+from keras import ops
 
 from companion._validation import check_int
 
@@ -22,9 +23,10 @@ from companion._validation import check_int
 def make_mlp_generator(latent_dim, data_dim, width=64, depth=2, name="generator"):
     """An MLP generator: `depth` ReLU layers of `width` units, then a linear layer.
 
-    With ``depth=0`` it is affine, ``G(z) = W z + b``: for standard normal
-    ``z`` its samples are Gaussian with known mean ``b`` and covariance
-    ``W^T W``, so its density has a closed form (the theory chapter uses this).
+    With ``depth=0`` it is affine, ``G(z) = z K + b`` (``K`` the Dense layer's
+    kernel, `(latent_dim, data_dim)`): for standard normal ``z`` its samples
+    are Gaussian with mean ``b`` and covariance ``K^T K`` (``^T``: transpose),
+    so its density has a closed form (the theory chapter uses this).
 
     Args:
         latent_dim: size of the noise vector.
@@ -78,11 +80,125 @@ def _hidden(x, width, depth, activation, prefix, minimum_depth=1):
     return x
 
 
+@keras.saving.register_keras_serializable(package="companion")
+class Pack(keras.layers.Layer):
+    """Concatenate each run of `pack` consecutive examples into one input.
+
+    The *packing* of PacGAN (Lin et al. 2018): a discriminator that sees
+    `pack` samples of the same source at once can see that they are all
+    alike, which one sample at a time cannot show.
+
+    Formula:
+
+    ```
+    (B, D) -> (B / pack, pack * D):   row j = concat(x[pack j], ..., x[pack j + pack - 1])
+    ```
+
+    The batch size must be a multiple of `pack`.
+
+    Example:
+
+    >>> x = np.arange(8, dtype="float32").reshape(4, 2)
+    >>> np.asarray(Pack(2)(x)).tolist()
+    [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]]
+    """
+
+    def __init__(self, pack, **kwargs):
+        super().__init__(**kwargs)
+        self.pack = check_int("pack", pack)
+
+    def call(self, inputs):
+        batch = inputs.shape[0]
+        if batch is not None and batch % self.pack:
+            raise ValueError(f"The batch size must be a multiple of pack={self.pack}; "
+                             f"got a batch of {batch}.")
+        return ops.reshape(inputs, (-1, self.pack * inputs.shape[-1]))
+
+    def compute_output_shape(self, input_shape):
+        batch = None if input_shape[0] is None else input_shape[0] // self.pack
+        return (batch, self.pack * input_shape[-1])
+
+    def get_config(self):
+        return dict(super().get_config(), pack=self.pack)
+
+
+@keras.saving.register_keras_serializable(package="companion")
+class Unpack(keras.layers.Layer):
+    """Repeat each packed logit `pack` times, one for every example of its pack.
+
+    So a packed discriminator still returns one logit an example, `(B, 1)`,
+    and :class:`~companion.models.gan.GAN` trains it unchanged: the mean
+    loss over the repeated logits is the mean over the packs.
+
+    Example:
+
+    >>> np.asarray(Unpack(2)(np.array([[1.0], [5.0]], "float32"))).ravel().tolist()
+    [1.0, 1.0, 5.0, 5.0]
+    """
+
+    def __init__(self, pack, **kwargs):
+        super().__init__(**kwargs)
+        self.pack = check_int("pack", pack)
+
+    def call(self, inputs):
+        return ops.repeat(inputs, self.pack, axis=0)
+
+    def compute_output_shape(self, input_shape):
+        batch = None if input_shape[0] is None else input_shape[0] * self.pack
+        return (batch,) + tuple(input_shape[1:])
+
+    def get_config(self):
+        return dict(super().get_config(), pack=self.pack)
+
+
+def make_packed_discriminator(data_dim, pack=4, width=64, depth=2, name="discriminator"):
+    """The MLP discriminator of :func:`make_mlp_discriminator`, judging `pack` samples at once.
+
+    ``Pack(pack) -> depth x Dense(width, leaky ReLU) -> Dense(1) -> Unpack(pack)``:
+    only the first layer is wider (``pack * data_dim`` inputs); the rest is the
+    same network. PacGAN (Lin et al. 2018) packs real with real and generated
+    with generated samples, so a generator that puts its samples on a few
+    modes gives packs that look alike, which real packs do not.
+
+    Args:
+        data_dim: size of one example.
+        pack: samples a pack (1 gives the ordinary discriminator), >= 1.
+        width: units a hidden layer.
+        depth: number of hidden layers.
+        name: the model's name.
+
+    Returns:
+        A functional `keras.Model` from `(B, data_dim)` to logits `(B, 1)`;
+        ``B`` must be a multiple of `pack`, and the `pack` examples of one
+        pack share one logit.
+
+    Example:
+
+    >>> discriminator = make_packed_discriminator(2, pack=4, width=8)
+    >>> discriminator(np.zeros((8, 2), "float32")).shape
+    (8, 1)
+    """
+    data_dim, pack = check_int("data_dim", data_dim), check_int("pack", pack)
+    x_in = keras.Input((data_dim,), name="x")
+    x = Pack(pack, name="d_pack")(x_in)
+    x = _hidden(x, width, depth, "leaky_relu", prefix="d")
+    logits = keras.layers.Dense(1, name="d_logit")(x)
+    return keras.Model(x_in, Unpack(pack, name="d_unpack")(logits), name=name)
+
+
 def make_model(data_dim=1, latent_dim=1, width=32, depth=2, seed=0,
                generator_depth=None,
                generator_loss="non-saturating", d_learning_rate=1e-3,
-               g_learning_rate=1e-3, beta_1=0.5):
+               g_learning_rate=1e-3, beta_1=0.5, pack=1, minibatch_std=False,
+               decay_steps=None, decay_to=0.1, steps_per_execution=1):
     """A compiled toy :class:`~companion.models.gan.GAN` with MLP networks.
+
+    The two remedies for mode collapse that the analysis chapter compares
+    change only the discriminator, so the generator, the losses and the
+    optimisers stay the same: ``pack > 1`` gives :func:`make_packed_discriminator`
+    (PacGAN, Lin et al. 2018), ``minibatch_std=True`` gives
+    :func:`companion.models.wgan.make_minibatch_discriminator` (the minibatch
+    standard deviation of Karras et al. 2018).
 
     Args:
         data_dim: size of one example (1 for the Gaussian, 2 for the ring).
@@ -96,26 +212,64 @@ def make_model(data_dim=1, latent_dim=1, width=32, depth=2, seed=0,
         d_learning_rate: Adam learning rate of the discriminator.
         g_learning_rate: Adam learning rate of the generator.
         beta_1: Adam's first-moment decay.
+        pack: samples the discriminator judges at once (1: one at a time);
+            the batch size must then be a multiple of `pack`.
+        minibatch_std: give the discriminator the minibatch standard
+            deviation of its first layer's features (not with ``pack > 1``).
+        decay_steps: if given, both learning rates follow a cosine decay over
+            this many steps, down to `decay_to` times their initial value.
+        decay_to: the fraction of the learning rates left after the decay.
+        steps_per_execution: training steps a compiled call runs
+            (``keras.Model.compile``); more steps cost less dispatch time.
 
     Returns:
         A compiled GAN; ``fit`` it on float32 data `(N, data_dim)`.
+
+    Raises:
+        ValueError: for ``pack > 1`` together with ``minibatch_std``, or a
+            `decay_to` outside [0, 1].
 
     Example:
 
     >>> model = make_model(data_dim=2, latent_dim=2, width=8)
     >>> model.generate(3, seed=0).shape
     (3, 2)
+    >>> make_model(data_dim=2, width=8, pack=4).discriminator.input_shape
+    (None, 2)
     """
     from companion.models.gan import GAN
 
+    pack = check_int("pack", pack)
+    if pack > 1 and minibatch_std:
+        raise ValueError("Choose one remedy: `pack` > 1 or `minibatch_std`, not both; "
+                         f"got pack={pack!r}, minibatch_std={minibatch_std!r}.")
+    if not 0.0 <= decay_to <= 1.0:
+        raise ValueError(f"`decay_to` must be in [0, 1]; got {decay_to!r}.")
     keras.utils.set_random_seed(seed)
     if generator_depth is None:
         generator_depth = depth
+    if minibatch_std:
+        from companion.models.wgan import make_minibatch_discriminator
+
+        discriminator = make_minibatch_discriminator(data_dim, width, depth)
+    elif pack > 1:
+        discriminator = make_packed_discriminator(data_dim, pack, width, depth)
+    else:
+        discriminator = make_mlp_discriminator(data_dim, width, depth)
     model = GAN(make_mlp_generator(latent_dim, data_dim, width, generator_depth),
-                make_mlp_discriminator(data_dim, width, depth),
-                latent_dim=latent_dim, generator_loss=generator_loss, seed=seed)
-    model.compile(d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1),
-                  g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1))
+                discriminator, latent_dim=latent_dim, generator_loss=generator_loss,
+                seed=seed)
+
+    def rate(learning_rate):
+        if decay_steps is None:
+            return learning_rate
+        return keras.optimizers.schedules.CosineDecay(
+            learning_rate, check_int("decay_steps", decay_steps), alpha=decay_to)
+
+    model.compile(d_optimizer=keras.optimizers.Adam(rate(d_learning_rate), beta_1=beta_1),
+                  g_optimizer=keras.optimizers.Adam(rate(g_learning_rate), beta_1=beta_1),
+                  steps_per_execution=check_int("steps_per_execution",
+                                                steps_per_execution))
     return model
 
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from companion import data, evaluation
 from companion._validation import check_choice, check_int
+from companion.training import EpochTimer
 
 FAMILIES = ("bernoulli", "gan", "vae", "rnn")
 
@@ -117,20 +118,6 @@ def time_sampling(model, num=1000, seed=0, repeats=3):
     return best, samples
 
 
-class _EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch of ``fit``."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
 def train_family(family, epochs, dataset="mnist10k", seed=0):
     """Build one family's book model with its `make_model` and train it.
 
@@ -174,7 +161,7 @@ def train_family(family, epochs, dataset="mnist10k", seed=0):
             len(train), epochs=epochs, batch_size=batch_size))
     else:
         model = module.make_model(seed=seed)
-    timer = _EpochTimer()
+    timer = EpochTimer()
     start = time.perf_counter()
     model.fit(train, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
     return model, time.perf_counter() - start, timer.seconds

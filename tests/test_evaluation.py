@@ -185,7 +185,7 @@ def test_binary_floor_uses_binarised_real_images(classifier, test_images):
     assert binary["frechet_floor"] == pytest.approx(
         evaluation.frechet_distance(subset[chosen], images), rel=1e-9)
     # Binary images are farther from the grey test digits than grey ones.
-    assert binary["frechet_floor"] > 2 * grey["frechet_floor"]
+    assert binary["frechet_floor"] > 1.3 * grey["frechet_floor"]
     assert binary["frechet"] == grey["frechet"]  # the samples' own figure is unchanged
     # By default the floor follows the images: binary samples get the binary floor.
     assert evaluation.sample_quality(subset[:1000])["frechet_floor"] == pytest.approx(

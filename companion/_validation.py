@@ -52,3 +52,24 @@ def check_images(images, name="images", shape=None, value_range=(0.0, 1.0)):
                 "companion.data.load(..., value_range=...) to get the right range."
             )
     return array
+
+
+def check_image_shape(image_shape, multiple_of=1):
+    """Return `image_shape` as a tuple of three positive ints `(H, W, C)`.
+
+    Args:
+        image_shape: the shape to check.
+        multiple_of: H and W must be divisible by it (4 for two stride-2 layers).
+
+    >>> check_image_shape((28, 28, 1), multiple_of=4)
+    (28, 28, 1)
+    """
+    shape = tuple(image_shape)
+    if len(shape) != 3 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                  and s >= 1 for s in shape):
+        raise ValueError("`image_shape` must be (height, width, channels) of positive ints; "
+                         f"got {image_shape!r}.")
+    if shape[0] % multiple_of or shape[1] % multiple_of:
+        raise ValueError(f"`image_shape` must have height and width divisible by "
+                         f"{multiple_of}; got {image_shape!r}.")
+    return tuple(int(s) for s in shape)

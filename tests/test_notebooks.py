@@ -1,5 +1,6 @@
-"""The book's notebook conventions: bootstrap cell, executed in order, no models
-defined in notebooks, every page in the table of contents."""
+"""The book's conventions: bootstrap cell (hidden), executed in order, no models
+defined in notebooks, every page in the table of contents, and a tutorial's
+furniture (objectives, exercises, summaries, live package source)."""
 
 import json
 import pathlib
@@ -11,6 +12,8 @@ from tools import notebooks
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebooks.all_notebooks()
+CHAPTERS = notebooks.chapters()
+PAGES = [page for folder in CHAPTERS for page in notebooks.chapter_pages(folder)]
 
 
 def _toc_files():
@@ -23,6 +26,16 @@ def test_notebook_follows_the_conventions(path):
     assert notebooks.convention_problems(path) == []
 
 
+@pytest.mark.parametrize("folder", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_has_objectives_exercises_and_live_source(folder):
+    assert notebooks.chapter_problems(folder) == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_chapter_page_ends_with_a_summary(page):
+    assert notebooks.page_problems(page) == []
+
+
 def test_bootstrap_cell_names_the_configured_repository_and_version():
     source = notebooks.bootstrap_source()
     assert notebooks.repository_url() in source
@@ -30,6 +43,7 @@ def test_bootstrap_cell_names_the_configured_repository_and_version():
     import companion
 
     assert notebooks.package_version() == companion.__version__
+    assert "companion.environment.use_book_defaults()" in source
 
 
 def test_convention_checker_catches_violations(tmp_path):
@@ -68,6 +82,100 @@ def test_a_hidden_assert_cell_counts_as_a_claim_cell():
     assert not notebooks.is_claim_cell(hidden_print)
 
 
+def test_the_hidden_bootstrap_cell_is_not_a_claim_cell(tmp_path):
+    bootstrap = {"cell_type": "code", "execution_count": 1,
+                 "metadata": {"tags": ["remove-cell"]}, "outputs": [],
+                 "source": notebooks.bootstrap_source() + "\nassert True"}
+    assert not notebooks.is_claim_cell(bootstrap)
+    trains = {"cell_type": "code", "execution_count": 2, "metadata": {}, "outputs": [],
+              "source": "model.fit(x)"}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps({"cells": [bootstrap, trains], "metadata": {},
+                                "nbformat": 4, "nbformat_minor": 5}))
+    assert any("no claim cell" in p for p in notebooks.convention_problems(path))
+
+
+def test_a_visible_bootstrap_cell_is_a_problem(tmp_path):
+    cell = {"cell_type": "code", "execution_count": 1, "metadata": {}, "outputs": [],
+            "source": notebooks.bootstrap_source()}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps({"cells": [cell], "metadata": {},
+                                "nbformat": 4, "nbformat_minor": 5}))
+    assert notebooks.convention_problems(path) == [
+        "the bootstrap cell is not hidden (tag it remove-cell: run `python3 tasks.py sync`)"]
+    cell["metadata"]["tags"] = ["remove-cell"]
+    path.write_text(json.dumps({"cells": [cell], "metadata": {},
+                                "nbformat": 4, "nbformat_minor": 5}))
+    assert notebooks.convention_problems(path) == []
+
+
+def _chapter(tmp_path, name, index, pages=None):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "index.md").write_text(index)
+    for page_name, text in (pages or {}).items():
+        (folder / page_name).write_text(text)
+    return folder
+
+
+GOOD_INDEX = """# A chapter
+
+## What you will learn
+- one thing
+
+## Exercises
+
+````{exercise}
+:label: a-chapter-one
+Do it.
+````
+
+````{solution} a-chapter-one
+:class: dropdown
+```python
+# Not a heading: inside a fence
+```
+````
+
+## Summary
+- done
+"""
+
+
+def test_chapter_checker_accepts_a_complete_chapter(tmp_path):
+    folder = _chapter(tmp_path, "02_gan", GOOD_INDEX, {"code.md": (
+        "# Code\n\n```{literalinclude} ../../companion/models/gan.py\n"
+        ":pyobject: GAN.train_step\n```\n\n## Summary\n- the step\n")})
+    assert notebooks.chapter_problems(folder) == []
+    for page in notebooks.chapter_pages(folder):
+        assert notebooks.page_problems(page) == []
+
+
+def test_chapter_checker_catches_missing_furniture(tmp_path):
+    folder = _chapter(tmp_path, "03_vae", "# A chapter\n\n## Summary\n\n## Further reading\n")
+    problems = " | ".join(notebooks.chapter_problems(folder))
+    for expected in ("objectives", "exercises", "live source"):
+        assert expected in problems
+    assert "last heading: 'Further reading'" in notebooks.page_problems(folder / "index.md")[0]
+    # Not a model chapter: no live source needed.
+    other = _chapter(tmp_path, "06_faq", GOOD_INDEX)
+    assert notebooks.chapter_problems(other) == []
+
+
+def test_a_notebook_page_ends_with_a_summary_in_its_markdown(tmp_path):
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": "# Title\n## Summary\n- a"},
+             {"cell_type": "code", "execution_count": 1, "metadata": {}, "outputs": [],
+              "source": "# Not a heading\nx = 1"}]
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {},
+                                "nbformat": 4, "nbformat_minor": 5}))
+    assert notebooks.page_problems(path) == []
+    cells.append({"cell_type": "markdown", "metadata": {}, "source": "## Next steps"})
+    path.write_text(json.dumps({"cells": cells, "metadata": {},
+                                "nbformat": 4, "nbformat_minor": 5}))
+    assert notebooks.page_problems(path) != []
+
+
 def test_sync_is_idempotent_and_inserts_the_bootstrap(tmp_path, monkeypatch):
     book = tmp_path / "book"
     book.mkdir()
@@ -84,7 +192,25 @@ def test_sync_is_idempotent_and_inserts_the_bootstrap(tmp_path, monkeypatch):
     assert path.read_text() == once
     cells = json.loads(once)["cells"]
     assert notebooks.source(cells[0]) == "# Bootstrap\nimport companion"
+    assert cells[0]["metadata"]["tags"] == ["remove-cell"]
     assert notebooks.source(cells[1]) == "x = 1"
+
+
+def test_sync_hides_an_existing_bootstrap_cell(tmp_path, monkeypatch):
+    book = tmp_path / "book"
+    book.mkdir()
+    path = book / "n.ipynb"
+    path.write_text(json.dumps({"cells": [
+        {"cell_type": "code", "execution_count": 1,
+         "metadata": {"tags": ["nbval-ignore-output"]}, "outputs": [],
+         "source": "# Bootstrap\nimport companion"}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    monkeypatch.setattr(notebooks, "BOOK", book)
+    monkeypatch.setattr(notebooks, "ROOT", tmp_path)
+    monkeypatch.setattr(notebooks, "bootstrap_source", lambda: "# Bootstrap\nimport companion")
+    notebooks.sync()
+    cell = json.loads(path.read_text())["cells"][0]
+    assert cell["metadata"]["tags"] == ["remove-cell", "nbval-ignore-output"]
 
 
 def test_every_page_is_in_the_table_of_contents_and_exists():

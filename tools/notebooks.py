@@ -2,10 +2,29 @@
 
     python tools/notebooks.py sync                 # rewrite every bootstrap cell
     python tools/notebooks.py execute [NB ...]     # re-execute in place (all by default)
+    python tools/notebooks.py check                # list every convention problem
 
 `execute` runs each notebook in a fresh kernel, top to bottom, from its own
 folder, stores the outputs (execution counts 1..n) and prints its wall time and
 the kernel's peak resident memory.
+
+The conventions `check` (and `tests/test_notebooks.py`) enforce:
+
+- Every notebook: the first code cell is the bootstrap cell, tagged `remove-cell`
+  (hidden in the rendered book, kept for Colab); cells executed top to bottom; no
+  stored errors; no model, layer or loss defined; a hidden claim cell (tagged
+  `remove-cell`, with an `assert`) if it trains a model or draws a comparison.
+  The bootstrap cell never counts as a claim cell.
+- Every chapter (a folder `book/NN_name/`), the summary chapter included: its
+  `index.md` states objectives (a "What you will learn" heading) and has
+  exercises (an `{exercise}` directive). The rule has no exceptions, so a reader
+  finds the same furniture in every chapter.
+- Every page of a chapter (its `index.md`, other Markdown pages and notebooks)
+  ends with a "## Summary" section: it is the last Markdown heading of the page
+  (headings inside fenced blocks do not count).
+- Every model chapter (`MODEL_CHAPTERS`) shows the package's live source: some
+  page of the chapter has a `{literalinclude}` of a file under
+  `../../companion/`, so the code on the page is the code that runs.
 """
 
 import json
@@ -30,7 +49,10 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "git+{url}@v{version}"], check=True)
 
-import companion  # selects Keras' JAX backend'''
+import companion  # selects Keras' JAX backend
+
+# The compilation cache and the figure style (assigned, so that nothing is printed).
+book_defaults = companion.environment.use_book_defaults()'''
 
 # Patterns of code that belongs in `companion`, never in a notebook.
 FORBIDDEN = {
@@ -47,6 +69,16 @@ FORBIDDEN = {
 # Code that trains a model or draws a comparison: such a notebook needs a claim cell.
 EXPERIMENT = re.compile(r"\.fit\(|\bcomparison\.|\btrain_family\(")
 NBVAL_DIRECTIVE = re.compile(r"^\s*#\s*NBVAL_\w+", re.M)
+
+HIDDEN = "remove-cell"  # the cell tag that hides a cell in the rendered book
+# Chapters about one model family: each must include the package's live source.
+MODEL_CHAPTERS = ("02_gan", "03_vae", "04_rnn")
+CHAPTER = re.compile(r"^\d\d_\w+$")
+OBJECTIVES = re.compile(r"^#+\s+What you will learn\s*$", re.M)
+EXERCISE = re.compile(r"^\s*(`{3,}|:{3,})\{exercise\}", re.M)
+LIVE_SOURCE = re.compile(r"^\s*(`{3,}|:{3,})\{literalinclude\}\s+(\.\./)+companion/", re.M)
+FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
 
 def repository_url():
@@ -83,10 +115,22 @@ def source(cell):
     return "".join(text) if isinstance(text, list) else text
 
 
+def tags(cell):
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def is_bootstrap_cell(cell):
+    return cell["cell_type"] == "code" and source(cell).startswith("# Bootstrap")
+
+
 def is_claim_cell(cell):
-    """A hidden cell (``remove-cell`` tag) that asserts what the text concludes."""
-    tags = cell.get("metadata", {}).get("tags", [])
-    return "remove-cell" in tags and re.search(r"^\s*assert\b", source(cell), re.M)
+    """A hidden cell (``remove-cell`` tag) that asserts what the text concludes.
+
+    The bootstrap cell is hidden too, but it is never a claim cell.
+    """
+    if is_bootstrap_cell(cell):
+        return False
+    return HIDDEN in tags(cell) and bool(re.search(r"^\s*assert\b", source(cell), re.M))
 
 
 def convention_problems(path):
@@ -97,6 +141,9 @@ def convention_problems(path):
     if not cells or source(cells[0]) != bootstrap_source():
         problems.append("the first code cell is not the bootstrap cell "
                         "(run `python3 tasks.py sync`)")
+    elif HIDDEN not in tags(cells[0]):
+        problems.append(f"the bootstrap cell is not hidden (tag it {HIDDEN}: "
+                        "run `python3 tasks.py sync`)")
     counts = [c.get("execution_count") for c in cells]
     if counts != list(range(1, len(cells) + 1)):
         problems.append(f"not executed top to bottom: execution counts {counts}")
@@ -120,16 +167,90 @@ def convention_problems(path):
     return problems
 
 
+def markdown_text(path):
+    """The Markdown of a page: a `.md` file, or a notebook's Markdown cells."""
+    path = pathlib.Path(path)
+    if path.suffix != ".ipynb":
+        return path.read_text()
+    notebook = json.loads(path.read_text())
+    return "\n\n".join(source(c) for c in notebook["cells"] if c["cell_type"] == "markdown")
+
+
+def headings(text):
+    """The Markdown headings of `text` as (level, title), outside fenced blocks."""
+    found, fence = [], None
+    for line in text.splitlines():
+        opening = FENCE.match(line)
+        if fence is None and opening:
+            fence = opening.group(1)
+        elif fence is not None and line.strip().startswith(fence) and not line.strip(fence[0]).strip():
+            fence = None
+        elif fence is None and (match := HEADING.match(line)):
+            found.append((len(match.group(1)), match.group(2)))
+    return found
+
+
+def page_problems(path):
+    """List the ways a chapter page breaks the conventions: it must end with a summary."""
+    found = headings(markdown_text(path))
+    if not found or found[-1] != (2, "Summary"):
+        last = f"'{found[-1][1]}'" if found else "none"
+        return [f"does not end with a '## Summary' section (last heading: {last})"]
+    return []
+
+
+def chapters():
+    return sorted(p for p in BOOK.iterdir() if p.is_dir() and CHAPTER.match(p.name))
+
+
+def chapter_pages(folder):
+    return sorted(p for p in pathlib.Path(folder).iterdir()
+                  if p.suffix in (".md", ".ipynb") and p.is_file())
+
+
+def chapter_problems(folder):
+    """List the ways a chapter's index and pages break the conventions."""
+    folder = pathlib.Path(folder)
+    index = folder / "index.md"
+    if not index.is_file():
+        return ["has no index.md"]
+    text = index.read_text()
+    problems = []
+    if not OBJECTIVES.search(text):
+        problems.append("index.md states no objectives (a 'What you will learn' heading)")
+    if not EXERCISE.search(text):
+        problems.append("index.md has no exercises (an {exercise} directive)")
+    if folder.name in MODEL_CHAPTERS and not any(
+            LIVE_SOURCE.search(markdown_text(page)) for page in chapter_pages(folder)):
+        problems.append("no page includes the package's live source "
+                        "(a {literalinclude} of ../../companion/...)")
+    return problems
+
+
+def all_problems():
+    """Every convention problem in the book, as 'path: problem' lines."""
+    lines = []
+    for path in all_notebooks():
+        lines += [f"{path.relative_to(ROOT)}: {p}" for p in convention_problems(path)]
+    for folder in chapters():
+        lines += [f"{folder.relative_to(ROOT)}: {p}" for p in chapter_problems(folder)]
+        for page in chapter_pages(folder):
+            lines += [f"{page.relative_to(ROOT)}: {p}" for p in page_problems(page)]
+    return lines
+
+
 def sync():
-    """Make every notebook's first code cell the bootstrap cell."""
+    """Make every notebook's first code cell the bootstrap cell, hidden."""
     wanted = bootstrap_source()
     for path in all_notebooks():
         notebook = json.loads(path.read_text())
         cells = code_cells(notebook)
         if cells and "Bootstrap" in source(cells[0]):
-            if source(cells[0]) == wanted:
+            if source(cells[0]) == wanted and HIDDEN in tags(cells[0]):
                 continue
             cells[0]["source"] = wanted
+            cells[0].setdefault("metadata", {})
+            cells[0]["metadata"]["tags"] = [HIDDEN] + [t for t in tags(cells[0]) if t != HIDDEN]
         else:
             notebook["cells"].insert(0, _new_code_cell(wanted))
         path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
@@ -137,7 +258,7 @@ def sync():
 
 
 def _new_code_cell(text):
-    return {"cell_type": "code", "execution_count": None, "metadata": {},
+    return {"cell_type": "code", "execution_count": None, "metadata": {"tags": [HIDDEN]},
             "outputs": [], "source": text}
 
 
@@ -192,6 +313,10 @@ def main(argv):
         return 0
     if command == "execute":
         return execute(args)
+    if command == "check":
+        problems = all_problems()
+        print("\n".join(problems) or "no problems")
+        return 1 if problems else 0
     if command == "_execute_one":
         execute_one(args[0])
         # The kernel is our reaped child: its peak RSS is RUSAGE_CHILDREN's.

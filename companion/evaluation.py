@@ -28,12 +28,15 @@ Example:
 """
 
 import math
-import os
-import uuid
+import warnings
+import zipfile
 
 import numpy as np
+from scipy.special import logsumexp, softmax
+from scipy.stats import entropy
 
 from companion import data
+from companion.checkpoint import atomic_path
 from companion._validation import check_choice, check_images, check_int
 
 CLASSIFIER_VERSION = "v1"
@@ -48,6 +51,8 @@ _BATCH_SIZE = 64
 _LEARNING_RATE = 2e-3
 _TRAINING_SEED = 0
 _PREDICT_BATCH = 256
+
+_CLASSIFIER_NAME = f"reference_classifier_{CLASSIFIER_VERSION}"
 
 _classifiers = {}  # (dataset, path) -> (classifier, features-and-logits model)
 _real_statistics = {}  # (dataset, path) -> dict of the test split's features etc.
@@ -139,30 +144,29 @@ def _load_or_train(dataset):
         classifier = _load(path)
         if classifier is None:
             classifier = _train(dataset)
-            _save_atomically(classifier, path)
+            with atomic_path(path) as temporary:
+                classifier.save(temporary)
         _classifiers[key] = (classifier, _with_features(classifier))
     return _classifiers[key]
 
 
 def _load(path):
+    """The cached classifier, or None if `path` is missing or holds no such model."""
     import keras
 
     if not path.exists():
         return None
     try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception:  # a truncated or foreign file: train again
-        return None
-
-
-def _save_atomically(model, path):
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.keras")
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+        classifier = keras.saving.load_model(path, compile=False)
+    except (ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
+        reason = f"it cannot be loaded ({type(error).__name__}: {error})"
+    else:
+        if classifier.name == _CLASSIFIER_NAME:
+            return classifier
+        reason = f"it holds the model {classifier.name!r}, not {_CLASSIFIER_NAME!r}"
+    warnings.warn(f"Training the reference classifier again: the cache file {path} is "
+                  f"incompatible, {reason}.", stacklevel=2)
+    return None
 
 
 def _build_classifier():
@@ -181,7 +185,7 @@ def _build_classifier():
     h = layers.Dense(64, activation="relu", kernel_initializer=init(3),
                      name="features")(h)
     logits = layers.Dense(NUM_CLASSES, kernel_initializer=init(4), name="logits")(h)
-    return keras.Model(inputs, logits, name=f"reference_classifier_{CLASSIFIER_VERSION}")
+    return keras.Model(inputs, logits, name=_CLASSIFIER_NAME)
 
 
 def _train(dataset):
@@ -373,16 +377,13 @@ def classifier_scores(images, dataset="mnist10k"):
 
 
 def _confidence(logits):
-    logits = np.asarray(logits, dtype="float64")
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    probabilities = softmax(np.asarray(logits, dtype="float64"), axis=1)
     return float(probabilities.max(axis=1).mean())
 
 
 def _coverage(logits):
     counts = np.bincount(np.argmax(logits, axis=1), minlength=NUM_CLASSES)
-    histogram = counts[counts > 0] / counts.sum()
-    return float(0.0 - np.sum(histogram * np.log(histogram)) / math.log(NUM_CLASSES))
+    return float(entropy(counts) / math.log(NUM_CLASSES))
 
 
 def sample_quality(images, dataset="mnist10k", seed=0, value_range=None):
@@ -484,8 +485,6 @@ def importance_weighted_bound(log_weights):
     >>> importance_weighted_bound(log_w).round(4).tolist()  # log 2
     [0.6931]
     """
-    from scipy.special import logsumexp
-
     log_weights = np.asarray(log_weights, dtype="float64")
     if log_weights.ndim < 1 or log_weights.shape[-1] < 1:
         raise ValueError(

@@ -29,6 +29,7 @@ Example:
 """
 
 import math
+import numbers
 
 import keras
 from keras import ops
@@ -361,6 +362,42 @@ def gradient_penalty(critic_fn, real, fake, seed):
 # VAE ------------------------------------------------------------------------------
 
 
+def kl_per_dimension(mean, log_var):
+    """KL(N(mean_j, exp(log_var_j)) || N(0, 1)) of each latent dimension, in nats.
+
+    The closed form for one dimension of a diagonal Gaussian posterior:
+
+    Formula:
+
+    ```
+    KL_j = 0.5 * (exp(log_var_j) + mean_j**2 - 1 - log_var_j)
+    ```
+
+    Summed over ``j`` it is :func:`kl_normal`. A dimension whose KL stays
+    near 0 on every input is *collapsed*: the encoder ignores it.
+
+    Args:
+        mean: posterior means, shape `(B, D)` (or `(B, ..., D)`).
+        log_var: posterior log-variances, same shape.
+
+    Returns:
+        A tensor of the inputs' shape, every entry >= 0.
+
+    Raises:
+        ValueError: if the shapes differ or the rank is below 2.
+
+    Example:
+
+    >>> import numpy as np
+    >>> np.asarray(kl_per_dimension(np.array([[1.0, 0.0]]), np.zeros((1, 2)))).tolist()
+    [[0.5, 0.0]]
+    """
+    _check_same_shape("mean", mean, "log_var", log_var)
+    _check_rank("mean", mean, 2)
+    mean, log_var = _float(mean), _float(log_var)
+    return 0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var)
+
+
 def kl_normal(mean, log_var):
     """Per-example KL(N(mean, diag exp(log_var)) || N(0, I)), in nats.
 
@@ -368,6 +405,7 @@ def kl_normal(mean, log_var):
 
     ```
     KL = 0.5 * sum(exp(log_var) + mean**2 - 1 - log_var, axis=-1)
+       = sum(kl_per_dimension(mean, log_var), axis=-1)
     ```
 
     It is >= 0, and 0 only at ``mean = 0, log_var = 0``.
@@ -390,11 +428,7 @@ def kl_normal(mean, log_var):
     >>> np.asarray(kl_normal(mean, log_var)).tolist()
     [0.0, 0.5]
     """
-    _check_same_shape("mean", mean, "log_var", log_var)
-    _check_rank("mean", mean, 2)
-    mean, log_var = _float(mean), _float(log_var)
-    terms = ops.exp(log_var) + ops.square(mean) - 1.0 - log_var
-    return 0.5 * ops.sum(terms, axis=-1)
+    return ops.sum(kl_per_dimension(mean, log_var), axis=-1)
 
 
 def bernoulli_log_likelihood(x, logits):
@@ -560,7 +594,7 @@ def vae_loss(x, logits, mean, log_var, beta=1.0):
     >>> round(float(vae_loss(x, logits, mean, log_var)), 4)
     1.8863
     """
-    if isinstance(beta, (int, float)) and not beta >= 0:
+    if isinstance(beta, numbers.Real) and not beta >= 0:  # a tensor is checked by its owner
         raise ValueError(f"`beta` must be >= 0; got {beta!r}.")
     _check_rank("mean", mean, 2)
     _check_rank("x", x, 2)

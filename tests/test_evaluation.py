@@ -59,6 +59,44 @@ def test_classifier_is_cached_on_disk_and_reloaded(classifier, test_images, monk
     assert evaluation.reference_classifier("mnist10k") is reloaded  # in memory now
 
 
+def test_an_incompatible_cache_file_is_retrained_with_a_warning(tmp_path, monkeypatch):
+    import keras
+
+    path = tmp_path / "reference_classifier.keras"
+    monkeypatch.setattr(evaluation, "classifier_path", lambda dataset="mnist10k": path)
+    trained = []
+
+    def fake_training(dataset):  # an untrained classifier of the right kind, quickly
+        trained.append(dataset)
+        return evaluation._build_classifier()
+
+    monkeypatch.setattr(evaluation, "_train", fake_training)
+    foreign = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)], name="other")
+    for write in (lambda: path.write_bytes(b"truncated"), lambda: foreign.save(path)):
+        write()
+        with pytest.warns(UserWarning, match="incompatible"):
+            classifier = evaluation._load_or_train("digits")[0]
+        evaluation._classifiers.pop(("digits", str(path)))
+        assert classifier.name == evaluation._CLASSIFIER_NAME
+        assert keras.saving.load_model(path).name == evaluation._CLASSIFIER_NAME  # rewritten
+    assert trained == ["digits", "digits"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary files
+
+
+def test_other_errors_while_loading_the_cache_are_not_swallowed(tmp_path, monkeypatch):
+    import keras
+
+    path = tmp_path / "reference_classifier.keras"
+    path.write_bytes(b"anything")
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError("no access")
+
+    monkeypatch.setattr(keras.saving, "load_model", unreadable)
+    with pytest.raises(PermissionError, match="no access"):
+        evaluation._load(path)
+
+
 def test_classifier_features_shape_and_determinism(classifier, test_images):
     images = test_images[0][:300]
     features = evaluation.classifier_features(images)

@@ -181,6 +181,22 @@ def test_kl_normal_matches_monte_carlo():
     assert closed == pytest.approx(samples.mean(), abs=4 * samples.std() / math.sqrt(len(z)))
 
 
+def test_kl_per_dimension_is_the_one_dimensional_closed_form_and_sums_to_kl_normal():
+    rng = np.random.default_rng(1)
+    mean = rng.normal(size=(5, 4)).astype("float32")
+    log_var = rng.normal(size=(5, 4)).astype("float32")
+    std = np.exp(0.5 * log_var.astype("float64"))
+    # KL(N(m, s^2) || N(0, 1)) = -log s + (s^2 + m^2) / 2 - 1/2, one dimension at a time.
+    expected = -np.log(std) + (std**2 + mean.astype("float64") ** 2) / 2 - 0.5
+    per_dimension = _np(losses.kl_per_dimension(mean, log_var))
+    assert per_dimension.shape == (5, 4)
+    np.testing.assert_allclose(per_dimension, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(per_dimension.sum(axis=1), _np(losses.kl_normal(mean, log_var)),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="log_var"):
+        losses.kl_per_dimension(mean, log_var[:, :3])
+
+
 def test_kl_normal_is_nonnegative_and_zero_only_at_the_prior():
     rng = np.random.default_rng(0)
     mean = rng.normal(size=(1000, 4)).astype("float32")
@@ -276,8 +292,13 @@ def test_elbo_and_vae_loss_match_their_definition():
     for beta in (0.0, 1.0, 4.0):
         assert float(losses.vae_loss(x, logits, mean, log_var, beta=beta)) == \
             pytest.approx(np.mean(-log_lik.sum(1) + beta * kl), rel=1e-5)
-    with pytest.raises(ValueError, match="beta"):
-        losses.vae_loss(x, logits, mean, log_var, beta=-1.0)
+    for beta in (-1.0, np.float32(-0.5)):
+        with pytest.raises(ValueError, match="beta"):
+            losses.vae_loss(x, logits, mean, log_var, beta=beta)
+    # A traced weight (the VAE's kl_weight variable inside jit) is accepted.
+    traced = jax.jit(lambda b: losses.vae_loss(x, logits, mean, log_var, beta=b))
+    assert float(traced(np.float32(4.0))) == pytest.approx(
+        np.mean(-log_lik.sum(1) + 4.0 * kl), rel=1e-5)
 
 
 def test_bernoulli_log_likelihood_is_normalised():

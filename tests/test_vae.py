@@ -4,8 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy.special import expit
 
-from companion import data, losses  # selects the JAX backend before keras loads
+from companion import data, evaluation, losses  # selects the JAX backend before keras loads
 from companion.models import vae
 
 import jax  # noqa: E402  (after companion: see above)
@@ -45,8 +46,19 @@ def test_bad_latent_dim_raises(latent_dim):
 def test_bad_image_shape_and_beta_raise():
     with pytest.raises(ValueError, match="image_shape"):
         vae.make_encoder(2, image_shape=(30, 30, 1))
-    with pytest.raises(ValueError, match="beta"):
-        vae.make_model(latent_dim=2, width=4, beta=-1.0)
+    for beta in (-1.0, float("nan"), float("inf"), "1", True, np.float32(-0.5)):
+        with pytest.raises(ValueError, match="beta"):
+            vae.make_model(latent_dim=2, width=4, beta=beta)
+        with pytest.raises(ValueError, match="beta"):
+            vae.KLWarmup(epochs=2, beta=beta)
+
+
+def test_numpy_numbers_are_accepted_for_beta():
+    model = vae.make_model(latent_dim=2, width=4, beta=np.float32(0.5))
+    assert model.beta == 0.5 and type(model.beta) is float
+    assert model.get_config()["beta"] == 0.5
+    assert vae.KLWarmup(epochs=2, beta=np.float64(2.0)).beta == 2.0
+    assert vae.make_model(latent_dim=2, width=4, beta=np.int64(2)).beta == 2.0
 
 
 def test_mismatched_networks_raise():
@@ -62,8 +74,9 @@ def test_fit_rejects_values_outside_unit_interval_and_wrong_shapes(digits):
         model.fit(np.zeros((4, 28, 28), "float32"), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="shape"):
         model.elbo(np.zeros((4, 32, 32, 1), "float32"))
-    with pytest.raises(ValueError, match="z"):
-        model.decode(np.zeros((4, 5), "float32"))
+    for decode in (model.decode, model.decode_logits):
+        with pytest.raises(ValueError, match="z"):
+            decode(np.zeros((4, 5), "float32"))
 
 
 def test_sampling_layer_draws_the_given_gaussian():
@@ -73,15 +86,6 @@ def test_sampling_layer_draws_the_given_gaussian():
     z = np.asarray(layer([mean, log_var]))
     np.testing.assert_allclose(z.mean(axis=0), [2.0, 2.0], atol=0.02)
     np.testing.assert_allclose(z.std(axis=0), [0.5, 0.5], atol=0.02)
-
-
-def test_kl_per_dimension_sums_to_kl_normal():
-    rng = np.random.default_rng(0)
-    mean, log_var = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
-    per_dim = np.asarray(vae.kl_per_dimension(mean, log_var))
-    np.testing.assert_allclose(per_dim.sum(axis=1),
-                               np.asarray(losses.kl_normal(mean, log_var)), rtol=1e-5)
-    assert (per_dim >= 0).all()
 
 
 def test_one_fit_step_gives_encoder_and_decoder_nonzero_gradients(digits):
@@ -104,15 +108,45 @@ def test_kl_warmup_and_tracked_metrics(digits):
     warmup = vae.KLWarmup(epochs=2)
     history = model.fit(digits[0], epochs=3, batch_size=24, verbose=0,
                         callbacks=[warmup]).history
-    assert set(history) == {"loss", "reconstruction", "kl"} | {
-        f"kl_dim_{j}" for j in range(LATENT)}
+    assert set(history) == {"loss", "reconstruction", "kl"}
     assert warmup.weights == [0.0, 1.0, 2.0]
     for epoch, weight in enumerate(warmup.weights):
         expected = history["reconstruction"][epoch] + weight * history["kl"][epoch]
-        assert history["loss"][epoch] == pytest.approx(expected, rel=1e-4)
-        kl_dims = sum(history[f"kl_dim_{j}"][epoch] for j in range(LATENT))
-        assert history["kl"][epoch] == pytest.approx(kl_dims, rel=1e-4)
-    assert float(model.kl_weight.numpy()) == 2.0
+        assert history["loss"][epoch] == pytest.approx(expected, rel=1e-5)
+    assert float(model.kl_weight.value) == 2.0
+
+
+def test_training_minimises_losses_vae_loss(digits):
+    # The loss `fit` reports is `losses.vae_loss` of the batch at the weights
+    # before the step, with z drawn by the model's own Sampling layer.
+    model = vae.make_model(latent_dim=LATENT, width=4, seed=4, beta=0.5)
+    x = digits[0][:8]
+    state = [[v.value for v in variables] for variables in (
+        model.trainable_variables, model.non_trainable_variables)]
+    loss, (terms, _) = model.compute_loss_and_updates(*state, x, training=True)
+    mean, log_var = model.encode(x)
+    history = model.fit(x, epochs=1, batch_size=8, shuffle=False, verbose=0).history
+    assert history["loss"][0] == pytest.approx(float(loss), rel=1e-6)
+    assert float(loss) == pytest.approx(
+        float(terms["reconstruction"]) + 0.5 * float(terms["kl"]), rel=1e-6)
+    np.testing.assert_allclose(float(terms["kl"]),
+                               np.mean(losses.kl_normal(mean, log_var)), rtol=1e-5)
+
+
+def test_kl_per_dimension_callback_records_each_epoch(digits):
+    model = vae.make_model(latent_dim=LATENT, width=4, seed=3)
+    fixed = digits[0][:10]
+    every_epoch, every_other = vae.KLPerDimension(fixed), vae.KLPerDimension(fixed, every=2)
+    history = model.fit(digits[0], epochs=3, batch_size=12, verbose=0,
+                        callbacks=[every_epoch, every_other]).history
+    assert every_epoch.epochs == [1, 2, 3] and every_other.epochs == [2]
+    assert [len(row) for row in every_epoch.history] == [LATENT] * 3
+    assert every_other.history == [every_epoch.history[1]]
+    np.testing.assert_allclose(every_epoch.history[-1], model.kl_per_dimension(fixed),
+                               rtol=1e-6)
+    assert not any(name.startswith("kl_dim") for name in history)
+    with pytest.raises(ValueError, match="every"):
+        vae.KLPerDimension(fixed, every=0)
 
 
 def _constant_model(probability):
@@ -138,22 +172,33 @@ def test_bounds_equal_the_exact_log_likelihood_when_q_is_the_posterior(digits):
     np.testing.assert_allclose(model.elbo(x, seed=0), exact, rtol=1e-5)
 
 
-def test_elbo_below_importance_weighted_bound_which_grows_with_k(trained, digits):
+def test_importance_weighted_bound_is_computed_from_the_log_weights(trained, digits):
     x = digits[0]
-    elbo = trained.elbo(x, num_samples=10, seed=0).mean()
-    bounds = [trained.log_likelihood(x, num_samples=k, seed=0).mean()
-              for k in (1, 10, 200)]
-    assert elbo <= bounds[0] + 1.0  # both estimate the ELBO (k = 1)
+    for k in (1, 10):
+        weights = trained.log_weights(x, num_samples=k, seed=0)
+        np.testing.assert_allclose(trained.log_likelihood(x, num_samples=k, seed=0),
+                                   evaluation.importance_weighted_bound(weights), rtol=1e-12)
+    bounds = [trained.log_likelihood(x, num_samples=k, seed=0).mean() for k in (1, 10, 200)]
     assert bounds[0] < bounds[1] < bounds[2]
     assert np.isfinite(bounds).all()
 
 
-def test_log_weights_average_to_the_elbo(trained, digits):
-    x = digits[0][:6]
-    weights = trained.log_weights(x, num_samples=400, seed=1)
-    assert weights.shape == (6, 400)
-    np.testing.assert_allclose(weights.mean(axis=1),
-                               trained.elbo(x, num_samples=400, seed=1), atol=0.5)
+def test_elbo_and_log_weights_share_samples_and_agree_in_expectation(trained, digits):
+    # With one seed both use the same draws z_s: log w_s = log p(x|z_s) + r_s
+    # and ELBO = mean_s log p(x|z_s) - KL, where r_s = log p(z_s) - log q(z_s|x)
+    # has expectation exactly -KL. So mean_s log w_s - ELBO = mean_s r_s + KL is
+    # a mean of S independent zero-mean terms: within 4 standard errors of 0.
+    x, samples = digits[0][:6], 400
+    weights = trained.log_weights(x, num_samples=samples, seed=1)
+    assert weights.shape == (6, samples)
+    mean, log_var = trained.encode(x)
+    kl = np.asarray(losses.kl_normal(mean, log_var), "float64")
+    log_px, ratio = trained._sample_terms(x, samples, seed=1)
+    np.testing.assert_array_equal(weights, log_px + ratio)
+    gap = weights.mean(axis=1) - trained.elbo(x, num_samples=samples, seed=1)
+    np.testing.assert_allclose(gap, ratio.mean(axis=1) + kl, rtol=1e-9, atol=1e-9)
+    standard_error = ratio.std(axis=1, ddof=1) / math.sqrt(samples)
+    assert (np.abs(gap) <= 4 * standard_error).all(), (gap, standard_error)
 
 
 def test_log_likelihood_is_deterministic_with_a_seed(trained, digits):
@@ -175,11 +220,30 @@ def test_sample_is_deterministic_with_a_seed_and_in_unit_range(trained):
         trained.sample(0)
 
 
-def test_sample_is_the_sigmoid_of_decoded_prior_draws(trained):
+def test_sample_is_the_decoded_prior_draws(trained):
     z = trained.noise(4, seed=7)
     assert z.shape == (4, LATENT) and z.dtype == np.float32
-    expected = 1.0 / (1.0 + np.exp(-trained.decode(z)))
-    np.testing.assert_allclose(trained.sample(4, seed=7), expected, atol=1e-6)
+    decoded = trained.decode(z)
+    assert decoded.dtype == np.float32 and 0.0 <= decoded.min() and decoded.max() <= 1.0
+    np.testing.assert_allclose(decoded, expit(trained.decode_logits(z)), rtol=1e-6)
+    np.testing.assert_allclose(trained.sample(4, seed=7), decoded, atol=1e-6)
+
+
+def test_binary_samples_are_bernoulli_draws_of_the_means(trained):
+    # Same seed, same codes: the binary pixels are independent Bernoulli(p)
+    # draws of the means p. Overall and within each band of p, the fraction
+    # of ones must match the mean of p within 4 binomial standard errors.
+    num = 400
+    means = trained.sample(num, seed=11).ravel().astype("float64")
+    pixels = trained.sample(num, seed=11, binary=True).ravel()
+    bands = np.digitize(means, [0.02, 0.2, 0.5, 0.8, 0.98])
+    for chosen in [np.ones_like(means, bool)] + [bands == b for b in range(6)]:
+        count = chosen.sum()
+        if count < 100:
+            continue
+        p = means[chosen]
+        standard_error = math.sqrt(np.sum(p * (1 - p))) / count
+        assert abs(pixels[chosen].mean() - p.mean()) <= 4 * standard_error + 1e-6
 
 
 def test_noise_is_standard_normal_and_deterministic(trained):
@@ -207,8 +271,48 @@ def test_binary_pixels_use_noise_independent_of_the_codes():
 def test_compiled_decode_matches_the_decoder_for_any_count(trained):
     z = np.random.default_rng(0).normal(size=(300, LATENT)).astype("float32")
     expected = np.asarray(trained.decoder(z, training=False))
-    np.testing.assert_allclose(trained.decode(z), expected, atol=1e-4)
-    np.testing.assert_allclose(trained.decode(z[:5], batch_size=2), expected[:5], atol=1e-4)
+    np.testing.assert_allclose(trained.decode_logits(z), expected, atol=1e-4)
+    np.testing.assert_allclose(trained.decode_logits(z[:5], batch_size=2), expected[:5],
+                               atol=1e-4)
+
+
+def test_evaluate_reports_the_training_terms_on_held_out_images(digits):
+    # q(z|x) = p(z) and p(x|z) = Bernoulli(0.3): the loss is exactly -log p(x).
+    x = digits[0][:10]
+    model = _constant_model(0.3)
+    ones = x.reshape(len(x), -1).sum(axis=1)
+    exact = ones * math.log(0.3) + (784 - ones) * math.log(0.7)
+    before = [np.asarray(v.value) for v in model.trainable_variables]
+    result = model.evaluate(x, batch_size=5, verbose=0, return_dict=True)
+    assert set(result) == {"loss", "reconstruction", "kl"}
+    assert result["reconstruction"] == pytest.approx(-exact.mean(), rel=1e-5)
+    assert result["loss"] == pytest.approx(-exact.mean(), rel=1e-5)
+    assert abs(result["kl"]) < 1e-6
+    for old, variable in zip(before, model.trainable_variables):
+        np.testing.assert_array_equal(np.asarray(variable.value), old)
+
+
+def test_fit_with_validation_data_reports_validation_terms(digits):
+    model = vae.make_model(latent_dim=LATENT, width=4, seed=5, beta=2.0)
+    history = model.fit(digits[0][:16], validation_data=digits[0][16:], epochs=1,
+                        batch_size=8, verbose=0).history
+    assert set(history) == {"loss", "reconstruction", "kl",
+                            "val_loss", "val_reconstruction", "val_kl"}
+    expected = history["val_reconstruction"][0] + 2.0 * history["val_kl"][0]
+    assert history["val_loss"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_reconstruct_decodes_the_posterior_mean(trained, digits):
+    x = digits[0][:5]
+    mean, _ = trained.encode(x)
+    reconstructions = trained.reconstruct(x)
+    assert reconstructions.shape == x.shape and reconstructions.dtype == np.float32
+    np.testing.assert_allclose(reconstructions, trained.decode(mean), atol=1e-6)
+    drawn = trained.reconstruct(x, sample=True, seed=2)
+    np.testing.assert_array_equal(drawn, trained.reconstruct(x, sample=True, seed=2))
+    assert not np.allclose(drawn, reconstructions)
+    assert 0.0 <= drawn.min() and drawn.max() <= 1.0
+    np.testing.assert_allclose(_constant_model(0.3).reconstruct(x), 0.3, rtol=1e-5)
 
 
 def test_kl_per_dimension_method_matches_encoder(trained, digits):
@@ -231,7 +335,7 @@ def test_save_and_load_round_trip(trained, digits, tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6)
     np.testing.assert_allclose(trained.sample(3, seed=8), loaded.sample(3, seed=8),
                                atol=1e-6)
-    assert float(loaded.kl_weight.numpy()) == 0.25
+    assert float(loaded.kl_weight.value) == 0.25
     assert loaded.beta == trained.beta
     loaded.fit(x, epochs=1, batch_size=4, verbose=0)  # compiled and trainable
     trained.kl_weight.assign(trained.beta)

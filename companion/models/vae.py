@@ -15,11 +15,13 @@ This module holds
 - :func:`make_encoder` (mean and log-variance heads) and :func:`make_decoder`
   (Bernoulli logits), the corrected networks of the original's section 4.2;
 - :class:`Sampling`, the reparameterisation ``z = mean + exp(log_var / 2) * eps``;
-- :class:`VAE`, trained with ``fit(images)`` on the (beta-weighted) negative
-  ELBO, with ``encode``, ``decode``, ``sample``, ``elbo``, ``log_likelihood``
-  (the importance-weighted bound of Burda et al. 2016) and
-  ``kl_per_dimension``;
-- :class:`KLWarmup`, a callback that raises the KL weight linearly from 0;
+- :class:`VAE`, trained with ``fit(images)`` on
+  :func:`companion.losses.vae_loss` (the beta-weighted negative ELBO), with
+  ``encode``, ``decode`` (Bernoulli means), ``decode_logits``, ``sample``,
+  ``reconstruct``, ``elbo``, ``log_likelihood`` (the importance-weighted bound
+  of Burda et al. 2016) and ``kl_per_dimension``;
+- :class:`KLWarmup`, a callback that raises the KL weight linearly from 0, and
+  :class:`KLPerDimension`, one that records the KL of each latent dimension;
 - :func:`make_model` and :data:`BOOK_CONFIG`: the book's configuration.
 
 Data are binary images in {0, 1} (:data:`VALUE_RANGE`); grey levels in [0, 1]
@@ -34,12 +36,16 @@ Example:
 (3, 28, 28, 1)
 """
 
+import math
+import numbers
+
 import keras
 import numpy as np
 from keras import ops
+from scipy.special import expit
 
-from companion import losses
-from companion._validation import check_images, check_int
+from companion import evaluation, losses
+from companion._validation import check_image_shape, check_images, check_int
 
 VALUE_RANGE = "binary"
 
@@ -67,16 +73,11 @@ _BLOCK = 16384
 """Codes (images x importance samples) one compiled call of `log_weights` handles."""
 
 
-def _check_image_shape(image_shape):
-    shape = tuple(image_shape)
-    if len(shape) != 3 or any(not isinstance(s, (int, np.integer)) or s < 1
-                              for s in shape):
-        raise ValueError(f"`image_shape` must be (H, W, C) of positive ints; "
-                         f"got {image_shape!r}.")
-    if shape[0] % 4 or shape[1] % 4:
-        raise ValueError(f"`image_shape` must have H and W divisible by 4 (two "
-                         f"stride-2 layers); got {image_shape!r}.")
-    return tuple(int(s) for s in shape)
+def _check_beta(beta, name="beta"):
+    if (isinstance(beta, bool) or not isinstance(beta, numbers.Real)
+            or not 0 <= beta < math.inf):
+        raise ValueError(f"`{name}` must be a finite number >= 0; got {beta!r}.")
+    return float(beta)
 
 
 def make_encoder(latent_dim, image_shape=(28, 28, 1), width=32, name="encoder"):
@@ -109,7 +110,7 @@ def make_encoder(latent_dim, image_shape=(28, 28, 1), width=32, name="encoder"):
     """
     latent_dim = check_int("latent_dim", latent_dim)
     width = check_int("width", width)
-    shape = _check_image_shape(image_shape)
+    shape = check_image_shape(image_shape, multiple_of=4)
     layers = keras.layers
     images = keras.Input(shape, name="images")
     x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(images)
@@ -149,7 +150,7 @@ def make_decoder(latent_dim, image_shape=(28, 28, 1), width=32, name="decoder"):
     """
     latent_dim = check_int("latent_dim", latent_dim)
     width = check_int("width", width)
-    height, breadth, channels = _check_image_shape(image_shape)
+    height, breadth, channels = check_image_shape(image_shape, multiple_of=4)
     layers = keras.layers
     z = keras.Input((latent_dim,), name="z")
     x = layers.Dense(height // 4 * breadth // 4 * 2 * width, activation="relu")(z)
@@ -207,41 +208,13 @@ class Sampling(keras.layers.Layer):
         return config
 
 
-def kl_per_dimension(mean, log_var):
-    """KL(q || N(0, I)) of each latent dimension, per example, in nats.
-
-    Formula:
-
-    ```
-    KL_j = 0.5 * (exp(log_var_j) + mean_j**2 - 1 - log_var_j)
-    ```
-
-    Summed over ``j`` it is :func:`companion.losses.kl_normal`. A dimension
-    whose KL stays near 0 on every input is *collapsed*: the encoder ignores it
-    and the decoder gets pure prior noise there.
-
-    Args:
-        mean: posterior means `(B, D)`.
-        log_var: posterior log-variances `(B, D)`.
-
-    Returns:
-        A tensor `(B, D)`.
-
-    Example:
-
-    >>> import numpy as np
-    >>> np.asarray(kl_per_dimension(np.array([[1.0, 0.0]]), np.zeros((1, 2)))).tolist()
-    [[0.5, 0.0]]
-    """
-    return 0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var)
-
-
 @keras.saving.register_keras_serializable(package="companion")
 class VAE(keras.Model):
     """A variational autoencoder trained with ``fit`` on the negative ELBO.
 
     Each ``train_step`` encodes the batch, draws one ``z`` per example with
     the reparameterisation trick, decodes it and takes one gradient step on
+    :func:`companion.losses.vae_loss`,
 
     ```
     loss = mean_batch( -log p(x|z) + kl_weight * KL(q(z|x) || N(0, I)) )
@@ -256,20 +229,20 @@ class VAE(keras.Model):
     non-trainable variable, so a callback such as :class:`KLWarmup` can change
     it during training; it is saved with the model.
 
-    Tracked metrics (per epoch, averaged over batches): ``loss``,
-    ``reconstruction`` (``-log p(x|z)``, nats), ``kl`` (nats) and
-    ``kl_dim_0`` ... ``kl_dim_{D-1}`` (the KL of each latent dimension; a
-    collapsed dimension stays near 0).
+    Tracked metrics (per epoch, averaged over batches; ``evaluate`` and
+    ``fit(validation_data=...)`` report the same on held-out images):
+    ``loss``, ``reconstruction`` (``-log p(x|z)``, nats) and ``kl`` (nats).
+    :class:`KLPerDimension` records the KL of each latent dimension.
 
     Args:
         encoder: a `keras.Model` from images to ``[mean, log_var]``.
         decoder: a `keras.Model` from ``(B, latent_dim)`` to logits shaped like
             the images.
-        beta: initial weight of the KL term (>= 0).
+        beta: initial weight of the KL term, a finite number >= 0.
         seed: seed of the model's seed generators (training noise, samples).
 
     Raises:
-        ValueError: for a negative `beta` or networks whose shapes do not fit.
+        ValueError: for a bad `beta` or networks whose shapes do not fit.
 
     Example:
 
@@ -279,16 +252,14 @@ class VAE(keras.Model):
     >>> images = np.zeros((8, 28, 28, 1), "float32")
     >>> history = model.fit(images, epochs=1, batch_size=4, verbose=0)
     >>> sorted(history.history)
-    ['kl', 'kl_dim_0', 'kl_dim_1', 'loss', 'reconstruction']
+    ['kl', 'loss', 'reconstruction']
     """
 
     def __init__(self, encoder, decoder, beta=1.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-            raise ValueError(f"`beta` must be a number >= 0; got {beta!r}.")
+        self.beta = _check_beta(beta)
         self.encoder = encoder
         self.decoder = decoder
-        self.beta = float(beta)
         self.seed = seed
         self._check_networks()
         self.latent_dim = int(self.decoder.input_shape[-1])
@@ -297,9 +268,8 @@ class VAE(keras.Model):
             None if seed is None else seed + 1)
         self.kl_weight = keras.Variable(self.beta, trainable=False, name="kl_weight",
                                         dtype="float32")
-        names = ["loss", "reconstruction", "kl"] + [
-            f"kl_dim_{j}" for j in range(self.latent_dim)]
-        self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self._trackers = [keras.metrics.Mean(name=name)
+                          for name in ("loss", "reconstruction", "kl")]
         self.built = True
 
     def _check_networks(self):
@@ -327,7 +297,7 @@ class VAE(keras.Model):
 
     @property
     def metrics(self):
-        return list(self._trackers.values())
+        return list(self._trackers)
 
     def call(self, x, training=False):
         """Encode, draw ``z`` by reparameterisation, decode.
@@ -349,56 +319,68 @@ class VAE(keras.Model):
             x = check_images(x, "x", shape=self.image_shape)
         return super().fit(x, y, **kwargs)
 
-    def _objective(self, trainable, non_trainable, x):
-        (logits, mean, log_var), non_trainable = self.stateless_call(
-            trainable, non_trainable, x, training=True)
-        weight = non_trainable[self._kl_weight_index()]
-        reconstruction = ops.mean(-losses.bernoulli_log_likelihood(x, logits))
-        kl_dims = ops.mean(kl_per_dimension(mean, log_var), axis=0)
-        kl = ops.sum(kl_dims)
-        loss = reconstruction + weight * kl
-        return loss, (reconstruction, kl, kl_dims, non_trainable)
+    # Training --------------------------------------------------------------------
 
-    def _kl_weight_index(self):
-        return [id(v) for v in self.non_trainable_variables].index(id(self.kl_weight))
+    def compute_loss_and_updates(self, trainable, non_trainable, x, training=False):
+        """The loss of batch `x` as a pure function of the variables' values.
+
+        Keras on JAX trains statelessly: the variables' values come in as
+        arguments (`trainable` is what `jax.grad` differentiates) and the
+        updated non-trainable values (the samplers' seeds) go out.
+
+        Returns:
+            ``(loss, (terms, non_trainable))``: the scalar loss, the metrics'
+            values (``reconstruction`` and ``kl``, batch means in nats) and the
+            non-trainable variables' new values.
+        """
+        variables = self.trainable_variables + self.non_trainable_variables
+        values = list(trainable) + list(non_trainable)
+        with keras.StatelessScope(state_mapping=zip(variables, values)) as scope:
+            mean, log_var = self.encoder(x, training=training)  # q(z|x)
+            z = self.sampler([mean, log_var])  # z = mean + exp(log_var / 2) * eps
+            logits = self.decoder(z, training=training)  # p(x|z) = Bernoulli(sigmoid(logits))
+            loss = losses.vae_loss(x, logits, mean, log_var, beta=self.kl_weight.value)
+        terms = {"reconstruction": -ops.mean(losses.bernoulli_log_likelihood(x, logits)),
+                 "kl": ops.mean(losses.kl_normal(mean, log_var))}
+        non_trainable = [scope.get_current_value(v) for v in self.non_trainable_variables]
+        return loss, (terms, non_trainable)
 
     def train_step(self, state, data):
-        """One gradient step on both networks at once (stateless, for JAX)."""
+        """One gradient step on the encoder and the decoder together.
+
+        ``fit`` calls it for every batch inside one compiled JAX function:
+        `state` holds the values of every variable and the step returns their
+        new values instead of changing anything in place.
+        """
         import jax
 
         trainable, non_trainable, optimizer_variables, metric_variables = state
         x = data[0] if isinstance(data, (tuple, list)) else data
-        (loss, aux), grads = jax.value_and_grad(self._objective, has_aux=True)(
-            trainable, non_trainable, x)
-        reconstruction, kl, kl_dims, non_trainable = aux
+        loss_and_gradients = jax.value_and_grad(self.compute_loss_and_updates, has_aux=True)
+        (loss, (terms, non_trainable)), gradients = loss_and_gradients(
+            trainable, non_trainable, x, training=True)
         trainable, optimizer_variables = self.optimizer.stateless_apply(
-            optimizer_variables, grads, trainable)
-        logs, metric_variables = self._update_metrics(
-            metric_variables, loss, reconstruction, kl, kl_dims)
+            optimizer_variables, gradients, trainable)
+        logs, metric_variables = self._update_metrics(metric_variables, loss=loss, **terms)
         return logs, (trainable, non_trainable, optimizer_variables, metric_variables)
 
     def test_step(self, state, data):
-        """The same metrics on held-out data, without updating weights."""
+        """The training loss and its terms on held-out images, without updating weights."""
         trainable, non_trainable, metric_variables = state
         x = data[0] if isinstance(data, (tuple, list)) else data
-        loss, (reconstruction, kl, kl_dims, non_trainable) = self._objective(
+        loss, (terms, non_trainable) = self.compute_loss_and_updates(
             trainable, non_trainable, x)
-        logs, metric_variables = self._update_metrics(
-            metric_variables, loss, reconstruction, kl, kl_dims)
+        logs, metric_variables = self._update_metrics(metric_variables, loss=loss, **terms)
         return logs, (trainable, non_trainable, metric_variables)
 
-    def _update_metrics(self, metric_variables, loss, reconstruction, kl, kl_dims):
-        values = {"loss": loss, "reconstruction": reconstruction, "kl": kl}
-        for j in range(self.latent_dim):
-            values[f"kl_dim_{j}"] = kl_dims[j]
-        logs, updated, start = {}, [], 0
+    def _update_metrics(self, metric_variables, **values):
+        """Update each tracker with its value, statelessly; return logs and variables."""
+        logs, updated = {}, []
         for metric in self.metrics:
-            count = len(metric.variables)
-            own = metric.stateless_update_state(
-                metric_variables[start:start + count], values[metric.name])
+            own = metric_variables[len(updated):len(updated) + len(metric.variables)]
+            own = metric.stateless_update_state(own, values[metric.name])
             logs[metric.name] = metric.stateless_result(own)
             updated.extend(own)
-            start += count
         return logs, updated
 
     # Inference -------------------------------------------------------------------
@@ -427,11 +409,36 @@ class VAE(keras.Model):
         return mean, log_var
 
     def decode(self, z, batch_size=_CHUNK):
+        """The decoder's Bernoulli means ``sigmoid(logits)`` for codes `z`.
+
+        Like ``GAN.decode``, it returns images in [0, 1]: each pixel is its
+        probability of being 1 under ``p(x|z)`` (e.g. to show a latent
+        interpolation). :meth:`decode_logits` gives the logits.
+
+        Args:
+            z: codes `(N, latent_dim)`.
+            batch_size: codes a compiled decoder step (>= 1).
+
+        Returns:
+            float32 numpy `(N, *image_shape)` in [0, 1].
+
+        Raises:
+            ValueError: if `z` is not `(N, latent_dim)`.
+
+        Example:
+
+        >>> model = make_model(latent_dim=2, width=4)
+        >>> images = model.decode(model.noise(3, seed=0))
+        >>> images.shape, bool(0 <= images.min() and images.max() <= 1)
+        ((3, 28, 28, 1), True)
+        """
+        return expit(self.decode_logits(z, batch_size))
+
+    def decode_logits(self, z, batch_size=_CHUNK):
         """The decoder's Bernoulli logits for codes `z`, numpy `(N, *image_shape)`.
 
-        ``sigmoid(logits)`` are the pixel probabilities (e.g. to show a
-        latent interpolation). The decoder runs compiled (one ``jax.jit``
-        call, `batch_size` codes a step inside it).
+        The decoder runs compiled (one ``jax.jit`` call, `batch_size` codes a
+        step inside it).
 
         Raises:
             ValueError: if `z` is not `(N, latent_dim)`.
@@ -444,13 +451,21 @@ class VAE(keras.Model):
         return np.asarray(logits)[:len(z)].astype("float32")
 
     def reconstruct(self, x, sample=False, seed=None):
-        """Pixel probabilities ``sigmoid(decode(z))`` for ``z`` = the posterior mean
-        (or, with ``sample=True``, a draw from ``q(z|x)``), numpy in [0, 1]."""
+        """Reconstructions of `x`: the Bernoulli means :meth:`decode` of its codes.
+
+        Args:
+            x: images `(N, *image_shape)` in [0, 1].
+            sample: decode a draw ``z ~ q(z|x)`` instead of the posterior mean.
+            seed: with ``sample=True``, an int makes the draw deterministic.
+
+        Returns:
+            float32 numpy `(N, *image_shape)` in [0, 1].
+        """
         mean, log_var = self.encode(x)
         if sample:
             eps = np.asarray(keras.random.normal(mean.shape, seed=self._seed(seed)))
             mean = mean + np.exp(0.5 * log_var) * eps
-        return _sigmoid(self.decode(mean))
+        return self.decode(mean)
 
     def _seed(self, seed):
         return self.seed_generator if seed is None else int(seed)
@@ -560,11 +575,14 @@ class VAE(keras.Model):
     def kl_per_dimension(self, x):
         """Average KL(q(z_j|x) || N(0, 1)) of each latent dimension over `x`, in nats.
 
+        A dimension whose KL stays near 0 on every input is *collapsed*: the
+        encoder ignores it and the decoder gets pure prior noise there.
+
         Returns:
             numpy `(latent_dim,)`; its sum is the mean KL term of the ELBO.
         """
         mean, log_var = self.encode(x)
-        return np.asarray(kl_per_dimension(mean, log_var)).mean(axis=0)
+        return np.asarray(losses.kl_per_dimension(mean, log_var)).mean(axis=0)
 
     def log_weights(self, x, num_samples=1, seed=None):
         """Importance log-weights ``log p(x, z_s) - log q(z_s|x)``, ``z_s ~ q(z|x)``.
@@ -627,14 +645,14 @@ class VAE(keras.Model):
             eps = jax.random.normal(key, (num_samples, batch, self.latent_dim),
                                     dtype="float32")
             z = mean[None] + ops.exp(0.5 * log_var)[None] * eps
-            targets = ops.reshape(x, (1, batch, -1))
+            targets = ops.tile(x, (steps, 1, 1, 1))  # row s * batch + b is image b
 
             def step(codes):  # `steps` samples of every image: (steps, B, D)
                 logits, _ = self.decoder.stateless_call(
                     trainable, non_trainable,
                     ops.reshape(codes, (steps * batch, self.latent_dim)), training=False)
-                logits = ops.reshape(logits, (steps, batch, -1))
-                return -ops.sum(ops.softplus(logits) - targets * logits, axis=-1)
+                log_px = losses.bernoulli_log_likelihood(targets, logits)
+                return ops.reshape(log_px, (steps, batch))
 
             log_px = jax.lax.map(step, ops.reshape(
                 z, (num_samples // steps, steps, batch, self.latent_dim)))
@@ -685,9 +703,8 @@ class VAE(keras.Model):
         Returns:
             float64 numpy `(N,)`.
         """
-        weights = self.log_weights(x, num_samples, seed=seed)
-        top = weights.max(axis=1, keepdims=True)
-        return (top[:, 0] + np.log(np.mean(np.exp(weights - top), axis=1)))
+        return evaluation.importance_weighted_bound(
+            self.log_weights(x, num_samples, seed=seed))
 
     def get_config(self):
         config = super().get_config()
@@ -705,10 +722,6 @@ class VAE(keras.Model):
         for key in ("encoder", "decoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-
-def _sigmoid(logits):
-    return (0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, "float64")))).astype("float32")
 
 
 class KLWarmup(keras.callbacks.Callback):
@@ -738,9 +751,7 @@ class KLWarmup(keras.callbacks.Callback):
     def __init__(self, epochs, beta=None):
         super().__init__()
         self.epochs = check_int("epochs", epochs)
-        if beta is not None and not beta >= 0:
-            raise ValueError(f"`beta` must be >= 0; got {beta!r}.")
-        self.beta = beta
+        self.beta = None if beta is None else _check_beta(beta)
         self.weights = []
 
     def weight_at(self, epoch, beta):
@@ -752,6 +763,46 @@ class KLWarmup(keras.callbacks.Callback):
         weight = self.weight_at(epoch, beta)
         self.model.kl_weight.assign(weight)
         self.weights.append(weight)
+
+
+class KLPerDimension(keras.callbacks.Callback):
+    """Record the mean KL of each latent dimension on fixed images during ``fit``.
+
+    After every `every` epochs it appends ``model.kl_per_dimension(images)``
+    (nats, one entry per latent dimension) to ``history``: a dimension
+    that stays near 0 is collapsed, one that grows carries information.
+
+    Args:
+        images: the fixed images `(N, *image_shape)` in [0, 1].
+        every: record after every `every` epochs (>= 1).
+
+    Attributes:
+        history: a list of lists, one per recorded epoch, of `latent_dim` floats.
+        epochs: the recorded epochs, counted from 1.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = make_model(latent_dim=2, width=4)
+    >>> images = np.zeros((8, 28, 28, 1), "float32")
+    >>> record = KLPerDimension(images[:4])
+    >>> _ = model.fit(images, epochs=2, batch_size=4, verbose=0, callbacks=[record])
+    >>> len(record.history), len(record.history[0]), record.epochs
+    (2, 2, [1, 2])
+    """
+
+    def __init__(self, images, every=1):
+        super().__init__()
+        self.images = check_images(images, "images")
+        self.every = check_int("every", every)
+        self.history = []
+        self.epochs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            per_dimension = self.model.kl_per_dimension(self.images)
+            self.history.append([float(kl) for kl in per_dimension])
+            self.epochs.append(epoch + 1)
 
 
 def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],

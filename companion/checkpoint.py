@@ -89,8 +89,10 @@ def save_model(model, path):
 def load_model(path, compile=True):
     """Load a model saved by :func:`save_model`, with clear errors.
 
-    The book's model classes are registered on import of their modules, which
-    this function does first, so any companion model loads.
+    The book's model classes are registered on import of their modules; this
+    function imports every one of them first
+    (:func:`companion.models.register_all`), so any companion model loads,
+    in a fresh process too.
 
     Args:
         path: a ``.keras`` file.
@@ -105,7 +107,9 @@ def load_model(path, compile=True):
     """
     import keras
 
-    from companion.models import gan, rnn, vae  # noqa: F401  (registers the classes)
+    from companion import models
+
+    models.register_all()
 
     path = verify(path)
     try:
@@ -181,6 +185,39 @@ def save_array(path, array):
         np.save(handle, array)
 
 
+def grid_picture(images, columns=8, scale=2):
+    """`(N, H, W, 1)` images in [0, 1] as one grey PIL picture of a grid.
+
+    The one encoder of the package's image files: :func:`save_png` writes
+    it, and a GIF is a sequence of them.
+
+    Args:
+        images: float images in [0, 1] `(N, H, W, 1)`, or one tiled canvas `(H, W, 1)`.
+        columns: images per row of the grid.
+        scale: each pixel becomes a `scale` x `scale` block.
+
+    Returns:
+        A ``PIL.Image.Image`` in mode ``"L"``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> grid_picture(np.zeros((4, 28, 28, 1)), columns=2, scale=1).size
+    (59, 59)
+    """
+    import numpy as np
+    from PIL import Image
+
+    from companion.plotting import tile
+
+    images = np.asarray(images, dtype="float32")
+    canvas = (tile(images, columns=columns) if images.ndim == 4 else images)[..., 0]
+    pixels = np.round(np.clip(canvas, 0.0, 1.0) * 255).astype("uint8")
+    picture = Image.fromarray(pixels)  # uint8, two axes: mode "L"
+    return picture.resize((picture.width * scale, picture.height * scale),
+                          Image.NEAREST)
+
+
 def save_png(path, images, columns=8, scale=2):
     """Save `(N, H, W, 1)` images in [0, 1] as one grey PNG grid, atomically.
 
@@ -190,15 +227,6 @@ def save_png(path, images, columns=8, scale=2):
         columns: images per row of the grid.
         scale: each pixel becomes a `scale` x `scale` block.
     """
-    import numpy as np
-    from PIL import Image
-
-    from companion.plotting import tile
-
-    canvas = tile(images, columns=columns)[..., 0]
-    pixels = np.round(np.clip(canvas, 0.0, 1.0) * 255).astype("uint8")
-    picture = Image.fromarray(pixels, mode="L")
-    picture = picture.resize((picture.width * scale, picture.height * scale),
-                             Image.NEAREST)
+    picture = grid_picture(images, columns=columns, scale=scale)
     with atomic_path(path) as temporary:
         picture.save(temporary, format="PNG")

@@ -7,127 +7,60 @@ bad input into a one-line error with exit status 2.
 
 ```
 companion train {gan,vae,rnn} --out DIR [--dataset mnist10k|digits|mnist|fashion_mnist|PATH]
-                [--epochs N] [--batch-size B] [--seed S] [--width W] [--limit N]
+                [--epochs N] [--batch-size B] [--seed S] [--size N] [--limit N]
                 [--resume] [--distribute] [--verbose 0|1|2]
 companion sample DIR --num N --out FILE.png|FILE.npy [--seed S]
 companion evaluate DIR [--dataset ...] [--num N] [--limit N] [--importance-samples K]
 ```
 
+``--size`` sets each family's one size knob, as
+:data:`companion.models.REGISTRY` describes it: the GAN's ``width`` (base
+channel count), the VAE's ``width`` (channels of the encoder's first
+convolution), the RNN's ``units`` (recurrent units).
+
 A run folder holds ``model.keras`` (model and optimiser state, rewritten
-atomically after every epoch), ``history.json`` (per-epoch metrics),
+atomically after every epoch), ``history.json`` (per-epoch metrics; for the
+VAE also ``kl_per_dimension``, each epoch's KL of every latent dimension),
 ``config.json`` (how it was trained), ``samples.png`` and ``samples.npy``
-(64 samples, float32 in [0, 1]).
+(64 samples, float32 in [0, 1]). Nothing is written before the first epoch
+ends: a run that fails earlier leaves no checkpoint, and ``train`` reuses its folder.
 
 Example:
 
 >>> import tempfile
 >>> out = tempfile.mkdtemp() + "/run"
->>> result = train("rnn", epochs=1, width=8, limit=64, out=out, verbose=0)
+>>> result = train("rnn", epochs=1, size=8, limit=64, out=out, verbose=0)
 >>> sorted(p.name for p in pathlib.Path(out).iterdir())
 ['config.json', 'history.json', 'model.keras', 'samples.npy', 'samples.png']
 """
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import pathlib
 import sys
 import tempfile
 
+import keras
 import numpy as np
 
 from companion import checkpoint, data, models
-from companion._validation import check_choice, check_images, check_int
+from companion._validation import check_choice, check_int
 
 FAMILIES = models.FAMILIES
-WIDTH_ARGUMENT = {"gan": "width", "vae": "width", "rnn": "units"}
-"""The `make_model` argument that ``--width`` sets, per family."""
 NUM_PREVIEW = 64
-IMAGE_SHAPE = (28, 28, 1)
+KL_IMAGES = 1000
+"""Training images the VAE's per-dimension KL is measured on after each epoch."""
+IMAGE_SHAPE = data.IMAGE_SHAPE
 SAMPLE_SUFFIXES = (".png", ".npy")
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 CONFIG_FILE = "config.json"
-
-
-def family_module(family):
-    """The module of a model family: ``companion.models.<family>``."""
-    check_choice("model", family, FAMILIES)
-    return importlib.import_module(f"companion.models.{family}")
-
-
-# Data ------------------------------------------------------------------------------
-
-
-def load_images(dataset, split="train", value_range="unit", seed=0, limit=None):
-    """Images of a named data set or of a file, in a family's value range.
-
-    Args:
-        dataset: ``"mnist10k"``, ``"digits"``, ``"mnist"``, ``"fashion_mnist"``, or the path of
-            a ``.npy`` file of images or a ``.npz`` file in Keras' MNIST layout
-            (``x_train``, optionally ``x_test``). Files hold ``(N, 28, 28)`` or
-            ``(N, 28, 28, 1)`` images: uint8 in 0..255 or floats in [0, 1].
-        split: ``"train"`` or ``"test"`` (a ``.npy`` file has only ``"train"``).
-        value_range: ``"unit"``, ``"symmetric"`` or ``"binary"``, as in
-            :func:`companion.data.load`.
-        seed: seed of the binarisation.
-        limit: keep the first `limit` images (None: all).
-
-    Returns:
-        float32 `(N, 28, 28, 1)`.
-
-    Raises:
-        ValueError: for an unknown name, a missing or unreadable file, images
-            of the wrong shape or range, or a bad `limit`.
-    """
-    check_choice("value_range", value_range, data.VALUE_RANGES)
-    if dataset in data.NAMES:
-        images, _ = data.load(dataset, split, value_range=value_range, seed=seed)
-    else:
-        images = _to_range(_read_image_file(dataset, split), value_range, seed)
-    if limit is not None:
-        images = images[:check_int("limit", limit)]
-    return images
-
-
-def _read_image_file(dataset, split):
-    path = pathlib.Path(dataset)
-    if path.suffix not in (".npy", ".npz") or not path.is_file():
-        names = ", ".join(repr(n) for n in data.NAMES)
-        raise ValueError(f"`dataset` must be one of {names} or an existing .npy/.npz "
-                         f"file; got {dataset!r}.")
-    try:
-        if path.suffix == ".npy":
-            if split != "train":
-                raise ValueError(f"`dataset`={dataset!r} is a .npy file: it has no "
-                                 f"{split!r} split (use a .npz with x_{split}).")
-            array = np.load(path, allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                if f"x_{split}" not in archive.files:
-                    raise ValueError(f"`dataset`={dataset!r} has no array "
-                                     f"'x_{split}'; it has {sorted(archive.files)}.")
-                array = archive[f"x_{split}"]
-    except (OSError, EOFError) as error:
-        raise ValueError(f"`dataset`={dataset!r} is not a readable numpy file "
-                         f"({error}).") from error
-    if array.dtype == np.uint8:
-        array = array.astype("float32") / 255.0
-    if array.ndim == 3:
-        array = array[..., None]
-    return check_images(array, f"images in {path.name}", shape=IMAGE_SHAPE)
-
-
-def _to_range(images, value_range, seed):
-    if value_range == "symmetric":
-        return (images * 2.0 - 1.0).astype("float32")
-    if value_range == "binary":
-        rng = np.random.default_rng(seed)
-        return (rng.random(images.shape) < images).astype("float32")
-    return images
+CONFIG_KEYS = ("model", "dataset", "epochs", "batch_size", "seed", "size",
+               "size_argument", "limit")
+"""The keys every ``config.json`` holds (read back by ``--resume`` and ``evaluate``)."""
 
 
 # Files -----------------------------------------------------------------------------
@@ -166,10 +99,32 @@ def read_run(run_dir):
     if not run.is_dir():
         raise checkpoint.CheckpointError(
             f"No run folder at {str(run)!r}; train one with `companion train`.")
-    config = checkpoint.read_json(run / CONFIG_FILE)
-    history = checkpoint.read_json(run / HISTORY_FILE)
+    if not (run / MODEL_FILE).exists():
+        raise checkpoint.CheckpointError(
+            f"{str(run)!r} holds no checkpoint: the file {MODEL_FILE} does not exist "
+            "(a run that stopped before its first epoch ended writes none). Train it "
+            "again without --resume.")
     checkpoint.verify(run / MODEL_FILE)
-    return config, history
+    return read_config(run), checkpoint.read_json(run / HISTORY_FILE)
+
+
+def read_config(run_dir):
+    """The ``config.json`` of a run folder, checked to hold every key of :data:`CONFIG_KEYS`.
+
+    Raises:
+        companion.checkpoint.CheckpointError: for a missing or corrupt file,
+            or one without a key (written by another version, or edited).
+    """
+    path = pathlib.Path(run_dir) / CONFIG_FILE
+    config = checkpoint.read_json(path)
+    missing = [key for key in CONFIG_KEYS if key not in config] if isinstance(
+        config, dict) else list(CONFIG_KEYS)
+    if missing:
+        raise checkpoint.CheckpointError(
+            f"The run file {str(path)!r} lacks {', '.join(missing)}: it was not "
+            "written by this version of `companion train`. Train the run again in "
+            "a new folder.")
+    return config
 
 
 def save_samples(path, images):
@@ -181,50 +136,80 @@ def save_samples(path, images):
         checkpoint.save_png(path, images)
 
 
-class _EpochCheckpoint:
-    """Keras callback: after each epoch, append the logs to the history and
-    rewrite ``history.json`` and ``model.keras`` atomically."""
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After each epoch, rewrite a run folder's files atomically.
 
-    def __new__(cls, run, history):
-        import keras
+    ``config.json`` first, then ``model.keras``, then ``history.json`` (the
+    epoch's logs appended, and each recorder's ``history`` list after the
+    lists of earlier sessions): a run stopped before its first epoch ends has
+    written nothing resumable, so ``train`` reuses its folder.
 
-        class EpochCheckpoint(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                for key, value in (logs or {}).items():
-                    history.setdefault(key, []).append(float(value))
-                checkpoint.save_model(self.model, run / MODEL_FILE)
-                checkpoint.write_json(run / HISTORY_FILE, history)
+    Args:
+        run: the run folder.
+        config: the dict written to ``config.json``.
+        history: the run's history so far (updated in place).
+        recorders: ``{key: callback}`` of callbacks with a ``history`` list,
+            listed *before* this one in ``fit``'s callbacks.
+    """
 
-        return EpochCheckpoint()
+    def __init__(self, run, config, history, recorders=None):
+        super().__init__()
+        self.run, self.config, self.history = pathlib.Path(run), config, history
+        self.recorders = dict(recorders or {})
+        self.earlier = {key: list(history.get(key, [])) for key in self.recorders}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        for key, recorder in self.recorders.items():
+            self.history[key] = self.earlier[key] + _plain(recorder.history)
+        self.run.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_json(self.run / CONFIG_FILE, self.config)
+        checkpoint.save_model(self.model, self.run / MODEL_FILE)
+        checkpoint.write_json(self.run / HISTORY_FILE, self.history)
+
+
+def _plain(values):
+    """Nested lists of floats, as JSON can hold them."""
+    return np.asarray(values, dtype="float64").tolist()
+
+
+def epochs_done(history):
+    """Epochs a run's history records."""
+    return max((len(values) for values in history.values()), default=0)
 
 
 # Subcommands -----------------------------------------------------------------------
 
 
 def train(model, out, dataset=None, epochs=None, batch_size=None, seed=None,
-          width=None, resume=False, distribute=False, limit=None, verbose=1):
+          size=None, resume=False, distribute=False, limit=None, verbose=1):
     """Train a model family on a data set and write a run folder.
 
     Everything is checked before anything is written: an unknown family or
     data set, a count below 1, an unwritable `out`, a run that is already
     there (without `resume`) or images of the wrong shape raise
-    `ValueError` and leave the disk untouched.
+    `ValueError` and leave the disk untouched. The run's files appear when
+    its first epoch ends; a folder without ``model.keras`` (a run that failed
+    earlier) is reused.
 
     Args:
         model: ``"gan"``, ``"vae"`` or ``"rnn"``.
         out: the run folder (created).
-        dataset: see :func:`load_images`; None: ``"mnist10k"`` for a new run,
-            the run's own data set with `resume`.
+        dataset: see :func:`companion.data.load_images`; None: ``"mnist10k"``
+            for a new run, the run's own data set with `resume`.
         epochs: total number of epochs (default: the family's
             ``BOOK_CONFIG``). With `resume`, training continues from the
-            epochs already done up to this total.
+            epochs already done up to this total; a learning-rate schedule
+            sized to the first run is stretched to the new total.
         batch_size: default: the family's ``BOOK_CONFIG`` (with `resume`:
             the run's).
         seed: seed of the weights, the training noise, the data order, the
             binarisation and the preview samples (>= 0; default 0, with
             `resume` the run's).
-        width: the family's size knob (see :data:`WIDTH_ARGUMENT`): the GAN's
-            and the VAE's base channel count, the RNN's state size.
+        size: the family's size knob, ``REGISTRY[model].size_argument`` of
+            :data:`companion.models.REGISTRY` (the GAN's and the VAE's
+            ``width``, the RNN's ``units``); default: the family's ``BOOK_CONFIG``.
         resume: continue the run in `out` from its checkpoint.
         distribute: train data-parallel over all devices
             (:mod:`companion.distribute`).
@@ -237,78 +222,84 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=None,
     Raises:
         ValueError: for bad input (see above).
         companion.checkpoint.CheckpointError: with `resume`, for a missing or
-            corrupt checkpoint.
+            corrupt checkpoint or run file.
     """
-    module = family_module(model)
+    family = models.family(model, "model")
     run = pathlib.Path(out)
     if resume:
         config, history = read_run(run)
-        _check_resumable(config, model, dataset, width, limit)
-        dataset, width, limit = config["dataset"], config["width"], config["limit"]
+        _check_resumable(config, model, dataset, size, limit)
+        dataset, size, limit = config["dataset"], config["size"], config["limit"]
         seed = config["seed"] if seed is None else seed
         batch_size = config["batch_size"] if batch_size is None else batch_size
     else:
-        if (run / MODEL_FILE).exists() or (run / CONFIG_FILE).exists():
+        if (run / MODEL_FILE).exists():
             raise ValueError(f"`out`={str(run)!r} already holds a run; pass --resume "
                              "to continue it, or choose another folder.")
         history = {}
         dataset = "mnist10k" if dataset is None else dataset
         seed = 0 if seed is None else seed
     seed = check_int("seed", seed, minimum=0)
-    done = len(next(iter(history.values()), []))
-    epochs = check_int("epochs", module.BOOK_CONFIG["epochs"] if epochs is None
-                       else epochs)
+    done = epochs_done(history)
+    defaults = family.module.BOOK_CONFIG
+    epochs = check_int("epochs", defaults["epochs"] if epochs is None else epochs)
     if epochs <= done:
         raise ValueError(f"`epochs` is the total to reach; {str(run)!r} has "
                          f"{done} epochs already, so ask for more than {done}; "
                          f"got {epochs}.")
-    defaults = module.BOOK_CONFIG
     batch_size = check_int("batch_size", defaults["batch_size"] if batch_size is None
                            else batch_size)
-    width = check_int("width", defaults[WIDTH_ARGUMENT[model]] if width is None
-                      else width)
+    size = check_int("size", family.default_size if size is None else size)
     check_writable(run)
-    images = load_images(dataset, "train", module.VALUE_RANGE, seed, limit)
+    images = data.load_images(dataset, "train", family.module.VALUE_RANGE, seed, limit)
     if len(images) < 1:
         raise ValueError(f"`dataset`={dataset!r} holds no training images.")
     images, scope, devices = _placement(images, batch_size, distribute)
     config = {
         "model": model, "dataset": str(dataset), "epochs": epochs,
-        "batch_size": batch_size, "seed": seed, "width": width,
-        "width_argument": WIDTH_ARGUMENT[model], "limit": limit,
+        "batch_size": batch_size, "seed": seed, "size": size,
+        "size_argument": family.size_argument, "limit": limit,
         "distribute": bool(distribute), "devices": devices,
-        "value_range": module.VALUE_RANGE, "image_shape": list(IMAGE_SHAPE),
+        "value_range": family.module.VALUE_RANGE, "image_shape": list(IMAGE_SHAPE),
     }
     with scope:  # the model's variables must be made inside it
         if resume:
             network = checkpoint.load_model(run / MODEL_FILE)
+            if family.decays:  # stretch the decay sized to the first run
+                family.module.resize_schedule(network, family.module.decay_steps_for(
+                    len(images), epochs, batch_size))
         else:
             network = models.build(model, len(images), epochs, batch_size, seed=seed,
-                                   **{WIDTH_ARGUMENT[model]: width})
-        run.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_json(run / CONFIG_FILE, config)
-        import keras
-
+                                   **{family.size_argument: size})
+        recorders = _recorders(model, family.module, images)
         keras.utils.set_random_seed(seed + done)  # the data order of each epoch
         network.fit(images, epochs=epochs, initial_epoch=done, batch_size=batch_size,
                     shuffle=True, verbose=verbose,
-                    callbacks=[_EpochCheckpoint(run, history)])
+                    callbacks=[*recorders.values(),
+                               EpochCheckpoint(run, config, history, recorders)])
     previews = network.sample(NUM_PREVIEW, seed=seed)
     save_samples(run / "samples.npy", previews)
     save_samples(run / "samples.png", previews)
     return {"history": history, "config": config, "out": str(run)}
 
 
-def _check_resumable(config, model, dataset, width, limit):
-    if config.get("model") != model:
-        raise ValueError(f"--resume: the run holds a {config.get('model')!r} model, "
+def _recorders(model, module, images):
+    """Callbacks whose ``history`` goes into ``history.json``, by key."""
+    if model == "vae":
+        return {"kl_per_dimension": module.KLPerDimension(images[:KL_IMAGES], every=1)}
+    return {}
+
+
+def _check_resumable(config, model, dataset, size, limit):
+    if config["model"] != model:
+        raise ValueError(f"--resume: the run holds a {config['model']!r} model, "
                          f"not {model!r}.")
-    given = {"dataset": None if dataset is None else str(dataset), "width": width,
+    given = {"dataset": None if dataset is None else str(dataset), "size": size,
              "limit": limit}
     for key, value in given.items():
-        if value is not None and value != config.get(key):
+        if value is not None and value != config[key]:
             raise ValueError(f"--resume: the run was trained with {key}="
-                             f"{config.get(key)!r}; got {value!r}. Leave it out.")
+                             f"{config[key]!r}; got {value!r}. Leave it out.")
 
 
 def _placement(images, batch_size, distribute):
@@ -383,25 +374,26 @@ def evaluate(run_dir, dataset=None, num=1000, limit=None, importance_samples=100
     num = check_int("num", num, minimum=2)
     importance_samples = check_int("importance_samples", importance_samples)
     run = pathlib.Path(run_dir)
-    config = checkpoint.read_json(run / CONFIG_FILE)
+    config = read_config(run)
     history = checkpoint.read_json(run / HISTORY_FILE)
     dataset = config["dataset"] if dataset is None else dataset
     if limit is not None:
         check_int("limit", limit)
     model = checkpoint.load_model(run / MODEL_FILE, compile=False)
     report = {"model": config["model"], "dataset": str(dataset),
-              "epochs": len(next(iter(history.values()), [])),
+              "epochs": epochs_done(history),
               "sample_quality": None, "likelihood": None}
     if dataset in data.NAMES:
         report["sample_quality"] = evaluation.sample_quality(
             model.sample(num, seed=seed), dataset=dataset, seed=seed)
-    if config["model"] != "gan" and str(dataset).endswith(".npy"):
+    has_density = models.family(config["model"], "model").likelihood != "none"
+    if has_density and str(dataset).endswith(".npy"):
         report["likelihood_note"] = (f"{dataset} holds training images only; give a "
                                      ".npz with x_test or a named data set for "
                                      "test likelihoods.")
-    elif config["model"] != "gan":
-        test = load_images(dataset, "test", "binary", seed, limit)
-        train_images = load_images(dataset, "train", "binary", seed)
+    elif has_density:
+        test = data.load_images(dataset, "test", "binary", seed, limit)
+        train_images = data.load_images(dataset, "train", "binary", seed)
         report["likelihood"] = _likelihood(model, config["model"], test,
                                            train_images, importance_samples, seed)
     return report
@@ -447,7 +439,8 @@ def build_parser():
         description="Train a model family; writes DIR/model.keras (rewritten after "
                     "every epoch), history.json, config.json, samples.png and "
                     "samples.npy (64 samples in [0, 1]).")
-    train_parser.add_argument("model", metavar="{gan,vae,rnn}", help="model family")
+    train_parser.add_argument("model", metavar="{" + ",".join(FAMILIES) + "}",
+                              help="model family")
     train_parser.add_argument("--out", required=True, metavar="DIR",
                               help="run folder (created)")
     _add_dataset(train_parser, None)
@@ -457,10 +450,7 @@ def build_parser():
                               help="default: the book's")
     train_parser.add_argument("--seed", type=int, metavar="S",
                               help="default 0 (with --resume: the run's)")
-    train_parser.add_argument(
-        "--width", type=int, metavar="W",
-        help="model size: gan: base channel count; vae: channels of the first "
-             "convolution; rnn: recurrent units (default: the chapter's BOOK_CONFIG)")
+    train_parser.add_argument("--size", type=int, metavar="N", help=size_help())
     train_parser.add_argument("--limit", type=int, metavar="N",
                               help="train on the first N images only")
     train_parser.add_argument("--resume", action="store_true",
@@ -492,6 +482,14 @@ def build_parser():
     return parser
 
 
+def size_help():
+    """``--size``'s help: each family's size argument, what it counts and its default."""
+    knobs = "; ".join(
+        f"{name}: {entry.size_argument}, {entry.size_meaning} (default "
+        f"{entry.default_size})" for name, entry in models.REGISTRY.items())
+    return f"the network's size, the family's make_model argument: {knobs}"
+
+
 def _add_dataset(parser, default, note=None):
     parser.add_argument(
         "--dataset", default=default, metavar="mnist10k|digits|mnist|fashion_mnist|PATH",
@@ -504,10 +502,11 @@ def run_command(arguments):
     if arguments.command == "train":
         result = train(arguments.model, arguments.out, dataset=arguments.dataset,
                        epochs=arguments.epochs, batch_size=arguments.batch_size,
-                       seed=arguments.seed, width=arguments.width,
+                       seed=arguments.seed, size=arguments.size,
                        resume=arguments.resume, distribute=arguments.distribute,
                        limit=arguments.limit, verbose=arguments.verbose)
-        last = {key: values[-1] for key, values in result["history"].items()}
+        last = {key: values[-1] for key, values in result["history"].items()
+                if not isinstance(values[-1], list)}
         return json.dumps({"out": result["out"], "epochs": result["config"]["epochs"],
                            "last_epoch": last}, sort_keys=True)
     if arguments.command == "sample":

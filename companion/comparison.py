@@ -38,19 +38,19 @@ import time
 import keras
 import numpy as np
 
-from companion import data, evaluation
+from companion import data, evaluation, models
 from companion._validation import check_choice, check_int
 from companion.training import EpochTimer
 
-FAMILIES = ("bernoulli", "gan", "vae", "rnn")
+BASELINE = "bernoulli"
+"""The independent-Bernoulli baseline's key: fitted in closed form, not a model family."""
+FAMILIES = (BASELINE, *models.FAMILIES)
+"""The table's rows: the baseline, then :data:`companion.models.FAMILIES`."""
 
-_NAMES = {
-    "bernoulli": "independent Bernoulli",
-    "gan": "GAN (DCGAN)",
-    "vae": "VAE (convolutional)",
-    "rnn": "autoregressive (row LSTM)",
-}
-_LIKELIHOOD = {"bernoulli": "exact", "gan": "none", "vae": "IWAE bound", "rnn": "exact"}
+_NAMES = {BASELINE: "independent Bernoulli",
+          **{name: entry.title for name, entry in models.REGISTRY.items()}}
+_LIKELIHOOD = {BASELINE: "exact",
+               **{name: entry.likelihood for name, entry in models.REGISTRY.items()}}
 
 
 def count_parameters(model, trainable_only=True):
@@ -123,9 +123,9 @@ def train_family(family, epochs, dataset="mnist10k", seed=0):
 
     Each family trains with its chapter's ``make_model`` and ``BOOK_CONFIG``
     (batch size, learning rates, sizes), for `epochs` passes over the same
-    training split. The GAN's learning rates follow the chapter's cosine
-    decay, stretched over these `epochs` (as ``BOOK_CONFIG["decay"]`` says);
-    the others use constant rates, as in their chapters.
+    training split, built by :func:`companion.models.build`: the GAN's
+    learning rates follow the chapter's cosine decay to zero, sized to these
+    `epochs`; the others use constant rates, as in their chapters.
 
     Args:
         family: ``"bernoulli"``, ``"gan"``, ``"vae"`` or ``"rnn"``.
@@ -146,21 +146,15 @@ def train_family(family, epochs, dataset="mnist10k", seed=0):
     """
     check_choice("family", family, FAMILIES)
     epochs = check_int("epochs", epochs)
-    if family == "bernoulli":
+    if family == BASELINE:
         start = time.perf_counter()
         model, _ = evaluation.bernoulli_baseline(dataset, seed=seed)
         return model, time.perf_counter() - start, []
-    from companion import models
-
-    module = getattr(models, family)
+    module = models.family(family).module
     train, _ = data.load(dataset, "train", value_range=module.VALUE_RANGE, seed=seed)
     keras.utils.set_random_seed(seed)
     batch_size = module.BOOK_CONFIG["batch_size"]
-    if module.BOOK_CONFIG.get("decay") == "cosine":
-        model = module.make_model(seed=seed, decay_steps=module.decay_steps_for(
-            len(train), epochs=epochs, batch_size=batch_size))
-    else:
-        model = module.make_model(seed=seed)
+    model = models.build(family, len(train), epochs, batch_size, seed=seed)
     timer = EpochTimer()
     start = time.perf_counter()
     model.fit(train, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
@@ -174,7 +168,7 @@ def heldout_log_likelihood(family, model, test_binary, iw_samples=200, seed=0):
     estimate with `iw_samples` samples, a lower bound in expectation.
     """
     check_choice("family", family, FAMILIES)
-    if family == "gan":
+    if _LIKELIHOOD[family] == "none":
         return None
     if family == "vae":
         return np.asarray(model.log_likelihood(test_binary, num_samples=iw_samples,

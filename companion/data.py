@@ -33,11 +33,13 @@ import struct
 
 import numpy as np
 
-from companion._validation import check_choice, check_int
+from companion._validation import check_choice, check_images, check_int
 
 NAMES = ("mnist10k", "digits", "mnist", "fashion_mnist")
 SPLITS = ("train", "test")
 VALUE_RANGES = ("unit", "symmetric", "binary")
+IMAGE_SHAPE = (28, 28, 1)
+"""The shape of one image of the book's data sets and of an image file."""
 
 DIGITS_TEST_FRACTION = 0.2
 _DIGITS_SPLIT_SEED = 0  # fixed: the split never changes with `seed`
@@ -169,6 +171,72 @@ def _to_range(images, value_range, seed):
         return (images * 2.0 - 1.0).astype("float32")
     rng = np.random.default_rng(seed)
     return (rng.random(images.shape) < images).astype("float32")
+
+
+def load_images(dataset, split="train", value_range="unit", seed=0, limit=None):
+    """Images of a named data set or of a file, in a model family's value range.
+
+    The command line's reader: a name of :data:`NAMES` goes through
+    :func:`load`; a file is read, checked and mapped to `value_range` the same way.
+
+    Args:
+        dataset: a name of :data:`NAMES`, or the path of a ``.npy`` file of
+            images or of a ``.npz`` file in Keras' MNIST layout (``x_train``,
+            optionally ``x_test``). Files hold ``(N, 28, 28)`` or
+            ``(N, 28, 28, 1)`` images: uint8 in 0..255 or floats in [0, 1].
+        split: ``"train"`` or ``"test"`` (a ``.npy`` file has only ``"train"``).
+        value_range: ``"unit"``, ``"symmetric"`` or ``"binary"``, as in :func:`load`.
+        seed: seed of the binarisation.
+        limit: keep the first `limit` images (None: all).
+
+    Returns:
+        float32 `(N, 28, 28, 1)`.
+
+    Raises:
+        ValueError: for an unknown name, a missing or unreadable file, images
+            of the wrong shape or range, or a bad `limit`.
+
+    Example:
+
+    >>> load_images("digits", "test", value_range="binary", limit=5).shape
+    (5, 28, 28, 1)
+    """
+    check_choice("value_range", value_range, VALUE_RANGES)
+    if dataset in NAMES:
+        images, _ = load(dataset, split, value_range=value_range, seed=seed)
+    else:
+        images = _to_range(_read_image_file(dataset, split), value_range, seed)
+    if limit is not None:
+        images = images[:check_int("limit", limit)]
+    return images
+
+
+def _read_image_file(dataset, split):
+    path = pathlib.Path(dataset)
+    if path.suffix not in (".npy", ".npz") or not path.is_file():
+        names = ", ".join(repr(n) for n in NAMES)
+        raise ValueError(f"`dataset` must be one of {names} or an existing .npy/.npz "
+                         f"file; got {dataset!r}.")
+    try:
+        if path.suffix == ".npy":
+            if split != "train":
+                raise ValueError(f"`dataset`={dataset!r} is a .npy file: it has no "
+                                 f"{split!r} split (use a .npz with x_{split}).")
+            array = np.load(path, allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as archive:
+                if f"x_{split}" not in archive.files:
+                    raise ValueError(f"`dataset`={dataset!r} has no array "
+                                     f"'x_{split}'; it has {sorted(archive.files)}.")
+                array = archive[f"x_{split}"]
+    except (OSError, EOFError) as error:
+        raise ValueError(f"`dataset`={dataset!r} is not a readable numpy file "
+                         f"({error}).") from error
+    if array.dtype == np.uint8:
+        array = array.astype("float32") / 255.0
+    if array.ndim == 3:
+        array = array[..., None]
+    return check_images(array, f"images in {path.name}", shape=IMAGE_SHAPE)
 
 
 def _mnist_like(name, split, path):

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks import flops, notebooks, report, throughput
 from benchmarks import run as bench
 from companion.models import rnn
 
@@ -16,18 +17,18 @@ def quick(tmp_path_factory):
     """One quick run of every family (tiny models), written to a temporary folder."""
     folder = tmp_path_factory.mktemp("bench")
     results = bench.run(quick=True)
-    bench.write_results(results, folder / "results.json", folder / "results.md")
+    report.write_results(results, folder / "results.json", folder / "results.md")
     return results, folder
 
 
 def test_xla_flops_counts_a_matmul_exactly():
     a, b = jnp.ones((8, 5)), jnp.ones((5, 3))
     compiled = jax.jit(jnp.matmul).lower(a, b).compile()
-    assert bench.xla_flops(compiled) == 2 * 8 * 5 * 3
+    assert flops.xla_flops(compiled) == 2 * 8 * 5 * 3
 
 
 def test_matmul_peak_is_the_best_size_and_counts_2n3():
-    peak = bench.matmul_peak(sizes=(16, 32), repeats=1)
+    peak = flops.matmul_peak(sizes=(16, 32), repeats=1)
     for row in peak["sizes"]:
         assert row["xla_flops"] == 2 * row["n"] ** 3
         assert row["gflops"] == pytest.approx(2 * row["n"] ** 3 / row["seconds"] / 1e9)
@@ -36,11 +37,12 @@ def test_matmul_peak_is_the_best_size_and_counts_2n3():
 
 def test_raw_step_is_exactly_fits_step():
     """The raw loop's jitted `train_step` on `model_state` reproduces `fit`'s weights."""
-    images = bench.training_images("rnn", 64)
+    images = throughput.training_images("rnn", 64)
     fitted = rnn.make_model(units=4, seed=0)
     fitted.fit(images, batch_size=32, epochs=1, shuffle=False, verbose=0)
     model = rnn.make_model(units=4, seed=0)
-    state = bench.model_state(model, images[:32])
+    state = throughput.model_state(model, images[:32])
+    assert int(model.optimizer.iterations) == 0  # built, not trained
     step = jax.jit(model.train_step, donate_argnums=0)
     for start in (0, 32):
         _, state = step(state, jnp.asarray(images[start:start + 32]))
@@ -52,6 +54,7 @@ def test_raw_step_is_exactly_fits_step():
                for u, v in zip(untrained, fitted.trainable_variables))
 
 
+@pytest.mark.slow
 def test_quick_run_measures_every_family(quick):
     results, _ = quick
     assert [r["family"] for r in results["families"]] == list(bench.FAMILIES)
@@ -68,10 +71,11 @@ def test_quick_run_measures_every_family(quick):
             row["fit_images_per_second"] / row["raw_images_per_second"])
         assert row["flops_per_step"] > 0
         assert row["fraction_of_peak"] == pytest.approx(row["raw_gflops"] / peak)
-        assert row["sampling"]["shape"] == [bench.SAMPLES, 28, 28, 1]
+        assert row["sampling"]["shape"] == [report.SAMPLES, 28, 28, 1]
         assert row["steps_per_epoch"] == -(-images // row["batch_size"])
 
 
+@pytest.mark.slow
 def test_quick_run_writes_json_and_markdown(quick):
     results, folder = quick
     assert json.loads((folder / "results.json").read_text())["families"]
@@ -81,6 +85,7 @@ def test_quick_run_writes_json_and_markdown(quick):
         assert f"| {family} |" in text
 
 
+@pytest.mark.slow
 def test_markdown_marks_missed_targets(quick):
     results, _ = quick
     slow = json.loads(json.dumps(results))
@@ -88,11 +93,12 @@ def test_markdown_marks_missed_targets(quick):
     slow["notebooks"] = {"notebooks": [
         {"notebook": "book/x.ipynb", "seconds": 120.0, "peak_mib": 100.0, "ok": True,
          "load_before": [1.0, 1.0, 1.0]}], "total_seconds": 120.0}
-    text = bench.to_markdown(slow)
+    text = report.to_markdown(slow)
     assert "0.500 (**no**)" in text
     assert "120.0 (**no**)" in text and "100 (yes)" in text
 
 
+@pytest.mark.slow
 def test_execute_notebook_reports_time_memory_and_passes_the_cache(tmp_path):
     notebook = tmp_path / "probe.ipynb"
     notebook.write_text(json.dumps({
@@ -100,12 +106,13 @@ def test_execute_notebook_reports_time_memory_and_passes_the_cache(tmp_path):
                    "outputs": [], "source": "import os\n"
                    "print(os.environ.get('JAX_COMPILATION_CACHE_DIR'))"}],
         "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
-    result = bench.execute_notebook(notebook, cache_dir=tmp_path / "cache")
+    result = notebooks.execute_notebook(notebook, cache_dir=tmp_path / "cache")
     assert result["ok"] and result["seconds"] > 0 and result["peak_mib"] > 0
     output = json.loads(notebook.read_text())["cells"][0]["outputs"][0]["text"]
     assert str(tmp_path / "cache") in "".join(output)
 
 
+@pytest.mark.slow
 def test_from_json_rewrites_the_same_markdown(quick, tmp_path):
     results, folder = quick
     assert bench.main(["--from-json", str(folder / "results.json"),

@@ -1,6 +1,10 @@
 """companion.checkpoint: atomic writes survive interruptions; bad files fail clearly."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 import zipfile
 
 from companion import checkpoint  # selects the JAX backend before keras loads
@@ -12,11 +16,21 @@ from PIL import Image
 from companion.checkpoint import CheckpointError
 
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
 def _tiny_model(seed):
+    """A small regression model after one training step (its optimiser has state)."""
     keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")
+    x = np.arange(12, dtype="float32").reshape(4, 3)
+    model.fit(x, x[:, :2], batch_size=4, epochs=1, verbose=0)
     return model
+
+
+def _values(variables):
+    return [np.array(v.value) for v in variables]
 
 
 def _interrupt_zip_writes(monkeypatch, after=1):
@@ -51,6 +65,13 @@ def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
     x = np.arange(12, dtype="float32").reshape(4, 3)
     np.testing.assert_array_equal(model.predict(x, verbose=0),
                                   loaded.predict(x, verbose=0))
+    assert int(loaded.optimizer.iterations) == 1
+    saved, restored = _values(model.optimizer.variables), _values(
+        loaded.optimizer.variables)
+    assert len(saved) == len(restored) > 2  # iterations, rate, Adam's moments
+    for a, b in zip(saved, restored):
+        np.testing.assert_array_equal(a, b)
+    assert any(np.abs(a).max() > 0 for a in saved[2:])  # moments after a step
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
 
 
@@ -160,3 +181,91 @@ def test_damaged_member_fails_its_crc_check(tmp_path):
     assert zipfile.is_zipfile(path)
     with pytest.raises(CheckpointError, match="corrupt"):
         checkpoint.verify(path)
+
+
+def _images(value_range):
+    from companion import data
+
+    return data.load_images("digits", "train", value_range, limit=8)
+
+
+def _points():
+    return np.random.default_rng(0).normal(size=(16, 2)).astype("float32")
+
+
+def _videos():
+    from companion import data
+
+    return data.moving_digits(4, frames=3, dataset="digits")
+
+
+def _build(name):
+    """A tiny model of every saveable class, and data for one training step."""
+    from companion.models import gan, rnn, toy, vae, video, wgan
+
+    return {
+        "GAN": lambda: (gan.make_model(width=4, latent_dim=8), _images("symmetric")),
+        "WGANGP": lambda: (wgan.make_toy_model(width=8), _points()),
+        "MinibatchStdDev": lambda: (wgan.make_minibatch_model(width=8), _points()),
+        "Pack": lambda: (toy.make_model(data_dim=2, latent_dim=2, width=8, pack=2),
+                         _points()),
+        "VAE": lambda: (vae.make_model(latent_dim=2, width=4), _images("binary")),
+        "RowRNN": lambda: (rnn.make_model(units=4), _images("binary")),
+        "NextFramePredictor": lambda: (video.make_model(units=8, code_size=8),
+                                       _videos()),
+    }[name]()
+
+
+_LOAD_IN_A_FRESH_PROCESS = """
+import sys
+import numpy as np
+from companion import checkpoint
+
+model = checkpoint.load_model(sys.argv[1])
+
+def classes(layer):
+    found = {type(layer).__name__}
+    for child in getattr(layer, "layers", []):
+        found |= classes(child)
+    return found
+
+arrays = [np.array(v.value) for v in model.weights + model.optimizer.variables]
+np.savez(sys.argv[2], *arrays)
+print(" ".join(sorted(classes(model))))
+"""
+
+
+@pytest.mark.parametrize("name", ["GAN", "WGANGP", "MinibatchStdDev", "Pack", "VAE",
+                                  "RowRNN", "NextFramePredictor"])
+@pytest.mark.slow
+def test_every_saveable_class_loads_in_a_fresh_process(name, tmp_path):
+    model, training_data = _build(name)
+    model.fit(training_data, batch_size=len(training_data), epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    checkpoint.save_model(model, path)
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
+    child = subprocess.run(
+        [sys.executable, "-c", _LOAD_IN_A_FRESH_PROCESS, str(path),
+         str(tmp_path / "arrays.npz")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert name in child.stdout.split()
+    with np.load(tmp_path / "arrays.npz") as loaded:
+        restored = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
+    saved = _values(model.weights + model.optimizer.variables)
+    assert len(restored) == len(saved)
+    assert int(model.optimizer.iterations) >= 1
+    for a, b in zip(saved, restored):  # weights and optimiser state after a step
+        np.testing.assert_array_equal(a, b)
+
+
+def test_grid_picture_tiles_a_batch_and_scales_a_canvas():
+    images = np.zeros((3, 28, 28, 1), "float32")
+    images[1] = 1.0
+    picture = checkpoint.grid_picture(images, columns=3, scale=1)
+    assert picture.mode == "L" and picture.size == (3 * 29 + 1, 29 + 1)
+    canvas = np.linspace(0, 1, 12, dtype="float32").reshape(3, 4, 1)
+    scaled = np.asarray(checkpoint.grid_picture(canvas, scale=2))
+    assert scaled.shape == (6, 8)
+    np.testing.assert_array_equal(scaled[::2, ::2],
+                                  np.round(canvas[..., 0] * 255).astype("uint8"))

@@ -115,3 +115,12 @@ def test_sharpness_drops_when_images_are_averaged():
     average = sevens.mean(axis=0, keepdims=True)
     assert comparison.sharpness(average)[0] < comparison.sharpness(sevens).mean()
     assert comparison.sharpness(np.full((2, 28, 28, 1), 0.5)).tolist() == [0.0, 0.0]
+
+
+def test_rows_follow_the_family_registry():
+    from companion import models
+
+    assert comparison.FAMILIES == ("bernoulli", *models.FAMILIES)
+    for name, entry in models.REGISTRY.items():
+        if entry.likelihood == "none":
+            assert comparison.heldout_log_likelihood(name, None, None) is None

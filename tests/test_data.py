@@ -277,3 +277,34 @@ def test_moving_digits_move_and_keep_their_ink():
     np.testing.assert_array_equal(videos, data.moving_digits(5, frames=8, seed=0))
     with pytest.raises(ValueError, match="canvas_size"):
         data.moving_digits(2, canvas_size=10, digit_size=14)
+
+
+def test_load_images_of_a_name_equals_load():
+    images = data.load_images("digits", "test", "binary", seed=3, limit=7)
+    expected, _ = data.load("digits", "test", value_range="binary", seed=3)
+    np.testing.assert_array_equal(images, expected[:7])
+
+
+def test_load_images_reads_uint8_npy_and_npz_files(tmp_path):
+    grey = np.arange(5 * 28 * 28, dtype="int64").reshape(5, 28, 28) % 256
+    np.save(tmp_path / "a.npy", grey.astype("uint8"))
+    images = data.load_images(tmp_path / "a.npy", value_range="symmetric")
+    assert images.shape == (5, 28, 28, 1) and images.dtype == np.float32
+    np.testing.assert_allclose(images[..., 0], grey / 255.0 * 2 - 1, atol=1e-6)
+    np.savez(tmp_path / "b.npz", x_train=grey[:3].astype("uint8"),
+             x_test=grey[3:].astype("uint8"))
+    assert len(data.load_images(tmp_path / "b.npz", "test")) == 2
+    binary = data.load_images(tmp_path / "b.npz", value_range="binary", seed=1)
+    assert set(np.unique(binary)) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("make, split, match", [
+    (lambda d: d / "missing.npy", "train", "an existing .npy/.npz file"),
+    (lambda d: d / "a.npy", "test", "is a .npy file: it has no 'test' split"),
+    (lambda d: d / "b.npz", "test", "has no array 'x_test'"),
+])
+def test_load_images_bad_files_name_the_problem(make, split, match, tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((2, 28, 28), "uint8"))
+    np.savez(tmp_path / "b.npz", x_train=np.zeros((2, 28, 28), "uint8"))
+    with pytest.raises(ValueError, match=match):
+        data.load_images(make(tmp_path), split)

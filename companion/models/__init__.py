@@ -1,4 +1,4 @@
-"""The book's generative models, one family a module.
+"""The book's generative models, one family a module, and the registry of the families.
 
 - :mod:`companion.models.gan`: DCGAN generator, discriminator and the `GAN` model.
 - :mod:`companion.models.vae`: convolutional VAE with a Bernoulli decoder.
@@ -10,29 +10,111 @@
 
 Every generative model has ``sample(num, seed=None)`` returning float32 numpy
 images in [0, 1] of shape ``(num, 28, 28, 1)``.
+
+:data:`REGISTRY` is the one description of the three image families the
+command line, the comparison table and the benchmarks train (:data:`FAMILIES`
+are its keys): each family's module, its *size* (the one ``make_model``
+argument that scales the network, and what it counts), how its likelihood is
+computed, and a tiny configuration for smoke tests.
+
+Example:
+
+>>> from companion import models
+>>> models.FAMILIES
+('gan', 'vae', 'rnn')
+>>> models.REGISTRY["rnn"].size_argument, models.REGISTRY["rnn"].size_meaning
+('units', 'recurrent units of the row LSTM')
 """
 
+import dataclasses
 import importlib
 
 from companion._lazy import lazy_submodules
-
-FAMILIES = ("gan", "vae", "rnn")
+from companion._validation import check_choice
 
 _SUBMODULES = ("gan", "vae", "rnn", "video", "toy", "wgan")
 
 __getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES)
 
 
-def build(family, num_examples, epochs, batch_size, seed=0, **kwargs):
-    """The book model of `family`, compiled for a run of `epochs` over `num_examples`.
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """One model family of the book, as the tools that train any family see it.
 
-    Each family's ``make_model`` builds its book configuration; the GAN's also
-    decays both learning rates to zero over the whole run (cosine), so it needs
-    the run's length in steps. Use this wherever the run's length is known (the
-    command line does) so every family trains as the book configures it.
+    Attributes:
+        name: the key (``"gan"``, ``"vae"``, ``"rnn"``), also the module's name.
+        title: its name in tables.
+        size_argument: the ``make_model`` argument that sets the network's size
+            (the command line's ``--size``).
+        size_meaning: what that number counts, in words.
+        likelihood: ``"exact"``, ``"IWAE bound"`` or ``"none"`` (no density).
+        decays: its learning rates decay to zero over the run: ``make_model``
+            takes ``decay_steps`` (its module's ``decay_steps_for`` counts
+            them), and a resumed, longer run stretches the decay with its
+            module's ``resize_schedule``.
+        tiny: ``make_model`` arguments of a tiny network, for smoke tests.
+    """
+
+    name: str
+    title: str
+    size_argument: str
+    size_meaning: str
+    likelihood: str
+    decays: bool = False
+    tiny: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def module(self):
+        """The family's module, ``companion.models.<name>`` (imported on use)."""
+        return importlib.import_module(f"{__name__}.{self.name}")
+
+    @property
+    def default_size(self):
+        """The size of the book's model: ``BOOK_CONFIG[size_argument]``."""
+        return self.module.BOOK_CONFIG[self.size_argument]
+
+
+REGISTRY = {
+    "gan": Family("gan", "GAN (DCGAN)", "width",
+                  "base channel count of the generator and the discriminator",
+                  "none", decays=True, tiny={"width": 4, "latent_dim": 8}),
+    "vae": Family("vae", "VAE (convolutional)", "width",
+                  "channels of the encoder's first convolution", "IWAE bound",
+                  tiny={"width": 4, "latent_dim": 2}),
+    "rnn": Family("rnn", "autoregressive (row LSTM)", "units",
+                  "recurrent units of the row LSTM", "exact", tiny={"units": 8}),
+}
+"""The image families, in the book's order: name -> :class:`Family`."""
+
+FAMILIES = tuple(REGISTRY)
+"""The families' names: ``("gan", "vae", "rnn")``."""
+
+
+def register_all():
+    """Import every model module, so each saveable class is registered with Keras.
+
+    Keras finds a class of a ``.keras`` file only once its module has been
+    imported: :func:`companion.checkpoint.load_model` calls this first.
+    """
+    for name in _SUBMODULES:
+        importlib.import_module(f"{__name__}.{name}")
+
+
+def family(name, argument="family"):
+    """The :class:`Family` called `name`; `ValueError` naming `argument` otherwise."""
+    return REGISTRY[check_choice(argument, name, FAMILIES)]
+
+
+def build(family_name, num_examples, epochs, batch_size, seed=0, **kwargs):
+    """The book model of a family, compiled for a run of `epochs` over `num_examples`.
+
+    Each family's ``make_model`` builds its book configuration; a family whose
+    learning rates decay over the run (the GAN's cosine) also needs the run's
+    length in steps. Use this wherever the run's length is known (the command
+    line and the comparison do) so every family trains as the book configures it.
 
     Args:
-        family: ``"gan"``, ``"vae"`` or ``"rnn"``.
+        family_name: ``"gan"``, ``"vae"`` or ``"rnn"``.
         num_examples: training images a pass.
         epochs: passes over them.
         batch_size: images a step.
@@ -49,9 +131,9 @@ def build(family, num_examples, epochs, batch_size, seed=0, **kwargs):
     >>> model.sample(2, seed=0).shape
     (2, 28, 28, 1)
     """
-    from companion._validation import check_choice
+    entry = family(family_name)
+    if entry.decays:
+        kwargs.setdefault("decay_steps", entry.module.decay_steps_for(num_examples, epochs,
+                                                                      batch_size))
+    return entry.module.make_model(seed=seed, **kwargs)
 
-    module = getattr(importlib.import_module(__name__), check_choice("family", family, FAMILIES))
-    if family == "gan":
-        kwargs.setdefault("decay_steps", module.decay_steps_for(num_examples, epochs, batch_size))
-    return module.make_model(seed=seed, **kwargs)

@@ -86,6 +86,15 @@ def test_affine_generator_samples_match_its_closed_form_gaussian():
         toy.affine_gaussian(toy.make_mlp_generator(2, 1, width=4))
 
 
+def test_affine_generator_covariance_is_kernel_transpose_times_kernel():
+    generator = toy.make_mlp_generator(latent_dim=3, data_dim=2, depth=0)
+    kernel = np.array([[1.0, 0.5], [0.0, 2.0], [-1.0, 0.3]], "float32")  # (latent, data)
+    generator.set_weights([kernel, np.zeros(2, "float32")])
+    z = np.random.default_rng(1).normal(size=(200000, 3)).astype("float32")
+    samples = np.asarray(generator(z))
+    np.testing.assert_allclose(np.cov(samples.T), kernel.T @ kernel, atol=0.03)
+
+
 # Packing (PacGAN) and the remedies' switch in make_model -----------------------
 
 

@@ -23,12 +23,14 @@ Example:
 (2, 28, 28, 1)
 """
 
+import jax
 import keras
 import numpy as np
 from keras import ops
 
 from companion import losses
-from companion._validation import check_choice, check_images, check_int
+from companion._validation import (check_choice, check_image_shape, check_images,
+                                  check_int)
 
 VALUE_RANGE = "symmetric"
 GENERATOR_LOSSES = ("non-saturating", "saturating")
@@ -38,41 +40,17 @@ BOOK_CONFIG = {
     "kernel_size": 5,  # side of every kernel (the article's)
     "dropout": 0.0,  # the discriminator's dropout rate (the article's is 0.3)
     "latent_dim": 64,
-    "epochs": 13,
+    "epochs": 13,  # with a cosine decay: make_model(decay_steps=decay_steps_for(N))
     "batch_size": 64,
     "d_learning_rate": 1e-3,
     "g_learning_rate": 1e-3,
     "beta_1": 0.5,  # Adam's momentum, lowered as in Radford et al. (2016)
-    "decay": "cosine",  # make_model(decay_steps=decay_steps_for(len(images)))
 }
 """The configuration the DCGAN notebook trains (CLI and benchmarks reuse it).
 
-Tuned on ``mnist10k`` (9,000 training digits) for the notebook's budget (at
-most 90 s on two CPU cores, training included): 13 epochs of 141 steps take
-about a minute, compilation included. Each setting below was trained once
-(seed 0 unless said) and scored with
-:func:`companion.evaluation.sample_quality` on 1,000 samples (Fréchet
-distance floor 2.5):
-
-- dropout: with the article's 0.3 every setting tried stayed at a Fréchet
-  distance of 40 to 65; without it, this configuration reaches 30.9 and
-  35.3 (seeds 0 and 1; coverage 0.975 and 0.979). With 3x3 kernels and 18
-  epochs: 44.8 and 48.2 (seeds 0 and 1) without dropout against 57.5 and
-  61.0 with it.
-- 3x3 kernels instead of 5x5: a step costs about half as much (17 against
-  32 ms for 64 images), but for the same training time the distance was
-  worse (41.7 after 26 epochs against 30.9 after 13, both without dropout).
-- learning rates: 1e-3 for both against 4e-4: 48 against 60 (batch 32,
-  with dropout); 2e-3 was no better. A faster discriminator (1e-3 against
-  2e-4 for the generator) or a slower one (5e-4 against 2e-3) was worse, and
-  so was Adam's beta_1 = 0.9 instead of 0.5.
-- batches of 32: 36.5 after 20 epochs (77 s of training, over budget);
-  batches of 128 were worse.
-- width 24 or 32, a wider discriminator alone (48) or a wider generator
-  alone (32), all with dropout: no better within the budget.
-
-None of these comes near the issue's target of five times the floor (about
-13); see ``book/02_gan/dcgan.ipynb`` for what the samples look like.
+Tuned on ``mnist10k`` for the notebook's budget (at most 90 s on two CPU
+cores, training included); each setting was scored with
+:func:`companion.evaluation.sample_quality`, and this one scored best.
 """
 
 
@@ -89,7 +67,7 @@ def make_generator(latent_dim=100, image_shape=(28, 28, 1), width=64,
         latent_dim: size of the noise vector ``z``.
         image_shape: `(H, W, C)` of the images, H and W divisible by 4.
         width: base channel count ``w`` (64 is the article's and the
-            TensorFlow tutorial's size; the CPU book uses 16).
+            TensorFlow tutorial's size; the book's is 16).
         kernel_size: side of the transposed-convolution kernels (the
             article's 5, which the book keeps).
         name: the model's name.
@@ -109,7 +87,7 @@ def make_generator(latent_dim=100, image_shape=(28, 28, 1), width=64,
     """
     latent_dim = check_int("latent_dim", latent_dim)
     width = check_int("width", width)
-    height, breadth, channels = _check_image_shape(image_shape)
+    height, breadth, channels = check_image_shape(image_shape, multiple_of=4)
     layers = keras.layers
     z = keras.Input((latent_dim,), name="z")
     x = layers.Dense(height // 4 * breadth // 4 * 4 * width, use_bias=False)(z)
@@ -152,7 +130,7 @@ def make_discriminator(image_shape=(28, 28, 1), width=64,
     (None, 1)
     """
     width = check_int("width", width)
-    _check_image_shape(image_shape)
+    check_image_shape(image_shape, multiple_of=4)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1); got {dropout!r}.")
     layers = keras.layers
@@ -173,18 +151,6 @@ def _normalise_and_activate(x):
     return keras.layers.LeakyReLU(negative_slope=0.2)(x)
 
 
-def _check_image_shape(image_shape):
-    shape = tuple(image_shape)
-    if len(shape) != 3 or any(not isinstance(s, (int, np.integer)) or s < 1
-                              for s in shape):
-        raise ValueError(f"`image_shape` must be (H, W, C) of positive ints; "
-                         f"got {image_shape!r}.")
-    if shape[0] % 4 or shape[1] % 4:
-        raise ValueError(f"`image_shape` must have H and W divisible by 4 (two "
-                         f"stride-2 layers); got {image_shape!r}.")
-    return shape
-
-
 @keras.saving.register_keras_serializable(package="companion")
 class GAN(keras.Model):
     """A generator and a discriminator trained against each other with `fit`.
@@ -200,22 +166,22 @@ class GAN(keras.Model):
             =  E_z log(1 - D(G(z)))     ("saturating": the minimax term)
     ```
 
-    **Simultaneous updates.** Each ``train_step`` draws one noise batch, runs
-    ``G`` once and ``D`` on the real and the generated batch, and takes *both*
-    gradients at the same parameters: ``d_loss`` with respect to ``D``'s
-    weights only, ``g_loss`` with respect to ``G``'s weights only. One
-    `MultiOptimizer` (``D``'s optimiser for ``D``'s variables, ``G``'s for
-    the rest) applies them together. This is the scheme of the TensorFlow
-    DCGAN tutorial the original's listing comes from; it shares one forward
-    pass and compiles to one JAX function. Goodfellow et al.'s Algorithm 1
-    alternates instead (``k`` discriminator steps, then one generator step
-    that sees the updated ``D``); with small learning rates both follow the
-    same gradient field, and neither is the original's two separate
-    "phases" of training.
+    **Simultaneous updates.** Each ``train_step`` draws one noise batch and
+    takes *both* gradients at the same weights: ``g_loss`` (``G`` makes the
+    batch, ``D`` judges it) with respect to ``G``'s weights only, then
+    ``d_loss`` (``D`` judges the real batch and those fakes) with respect to
+    ``D``'s weights only. One `MultiOptimizer` (``D``'s optimiser for ``D``'s
+    variables, ``G``'s for the rest) applies both. This is the scheme of the
+    TensorFlow DCGAN tutorial the original's listing comes from, compiled to
+    one JAX function. Goodfellow et al.'s Algorithm 1 alternates instead
+    (``k`` discriminator steps, then one generator step that sees the updated
+    ``D``); with small learning rates both follow the same gradient field,
+    and neither is the original's two separate "phases" of training.
 
     Tracked metrics: ``d_loss``, ``g_loss``, ``d_real`` (mean ``D(x)``),
     ``d_fake`` (mean ``D(G(z))``) and ``g_grad_norm`` (the global norm of the
-    generator's gradient, averaged over the epoch's steps).
+    generator's gradient), averaged over an epoch's steps. `evaluate` (and
+    ``fit(validation_data=...)``) reports the first four, in inference mode.
 
     Args:
         generator: a built `keras.Model` from `(B, latent_dim)` to data.
@@ -254,6 +220,7 @@ class GAN(keras.Model):
             name: keras.metrics.Mean(name=name)
             for name in ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
         }
+        self._check_variable_order()
         self.built = True
 
     def _check_networks(self):
@@ -338,22 +305,45 @@ class GAN(keras.Model):
     def fit(self, x=None, y=None, **kwargs):
         """Train on data `x` (images in [-1, 1] for an image GAN); see `keras.Model.fit`.
 
+        An array `x` is checked first; a `tf.data.Dataset`, a
+        `keras.utils.PyDataset` or a Python generator of batches goes to Keras
+        unchecked (a generator must yield tuples ``(batch,)``, as Keras says).
+
         Raises:
-            ValueError: if `x` does not have the generator's example shape, or
-                (for images) values outside [-1, 1] or all >= 0, i.e. data
-                loaded in [0, 1] instead of with ``value_range="symmetric"``.
+            ValueError: if an array `x` does not have the generator's example
+                shape, or (for images) has values outside [-1, 1] or looks
+                scaled to [0, 1] (see :meth:`evaluate`).
         """
-        if x is not None and not hasattr(x, "element_spec"):
-            x = self._check_data(x)
-        return super().fit(x, y, **kwargs)
+        return super().fit(self._check_data(x), y, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        """The losses and mean outputs of both networks on data `x`, no update.
+
+        The discriminator judges `x` and as many generated examples (noise
+        from the model's `SeedGenerator`), both in inference mode; see
+        `keras.Model.evaluate`. ``fit(validation_data=...)`` runs the same
+        step, the ``val_`` metrics.
+
+        An image array is rejected as scaled to [0, 1] rather than [-1, 1]
+        when its values all lie in [0, 1] and at least a quarter of them are
+        exactly 0: the black background of images scaled to [0, 1], which is
+        -1 in [-1, 1].
+
+        Raises:
+            ValueError: as :meth:`fit`.
+        """
+        return super().evaluate(self._check_data(x), y, **kwargs)
 
     def _check_data(self, x):
+        if not (isinstance(x, (list, tuple)) or hasattr(x, "__array__")):
+            return x  # None, a dataset or a generator of batches
         if len(self.data_shape) == 3:
             x = check_images(x, "x", shape=self.data_shape, value_range=(-1.0, 1.0))
-            if x.size and float(x.min()) >= 0.0:
+            if x.size and x.min() >= 0.0 and np.mean(x == 0.0) >= 0.25:
                 raise ValueError(
-                    "`x` values lie in [0, 1], but a GAN with a tanh output trains "
-                    "on [-1, 1]: load the data with value_range='symmetric'."
+                    "`x` looks scaled to [0, 1] (all values >= 0, a quarter or more "
+                    "exactly 0), but a GAN with a tanh output trains on [-1, 1]: "
+                    "load the data with value_range='symmetric'."
                 )
             return x
         x = np.asarray(x, dtype="float32")
@@ -363,127 +353,125 @@ class GAN(keras.Model):
         return x
 
     def train_step(self, state, data):
-        """One simultaneous update of both networks (stateless, for JAX)."""
-        trainable, non_trainable = state[0], state[1]
-        real = data[0] if isinstance(data, (tuple, list)) else data
-        parts = self._split(trainable, non_trainable)
-        z, seed_state = self._draw_noise(parts["seed"], ops.shape(real)[0])
-
-        def forward(g_trainable, d_trainable):
-            return self._forward_losses(g_trainable, d_trainable, parts["g_rest"],
-                                parts["d_rest"], real, z)
-
-        (d_loss, g_loss), g_grads, d_grads, aux = self._own_gradients(forward, parts)
-        real_logits, fake_logits, g_rest, d_rest = aux
-        values = {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "d_real": ops.mean(ops.sigmoid(real_logits)),
-            "d_fake": ops.mean(ops.sigmoid(fake_logits)),
-        }
-        return self._apply_gradients(state, g_grads, d_grads, g_rest, d_rest,
-                                     seed_state, values)
-
-    @staticmethod
-    def _own_gradients(forward, parts):
-        """Each network's gradient of its own loss, from one forward pass.
-
-        `forward(g_trainable, d_trainable)` returns ``((d_loss, g_loss), aux)``;
-        one vector-Jacobian product gives both pullbacks, so D's gradient comes
-        from D's loss only and G's from G's loss only.
-        """
-        import jax
-
-        losses_, pullback, aux = jax.vjp(forward, parts["g"], parts["d"], has_aux=True)
-        one, zero = ops.ones_like(losses_[0]), ops.zeros_like(losses_[0])
-        _, d_grads = pullback((one, zero))
-        g_grads, _ = pullback((zero, one))
-        return losses_, g_grads, d_grads, aux
-
-    def _apply_gradients(self, state, g_grads, d_grads, g_rest, d_rest, seed_state,
-                         values):
-        """Apply both networks' gradients in one optimizer step; update metrics."""
+        """One simultaneous update of both networks: `fit`'s JAX training step."""
         trainable, non_trainable, optimizer_variables, metric_variables = state
-        grads = self._merge(trainable, self.trainable_variables,
-                            self.generator.trainable_variables, g_grads,
-                            self.discriminator.trainable_variables, d_grads)
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        g_trainable, d_trainable = self._split(trainable)
+        seed_state, g_state, d_state = self._split_state(non_trainable)
+        # The noise comes from the model's SeedGenerator, its state passed in.
+        z, key, seed_state = self._draw_noise(seed_state, ops.shape(real)[0])
+
+        # The generator's loss and its gradient with respect to G's weights.
+        g_loss_and_grads = jax.value_and_grad(self._generator_loss, has_aux=True)
+        (g_loss, (fake, g_state, d_state)), g_grads = g_loss_and_grads(
+            g_trainable, g_state, d_trainable, d_state, z, training=True)
+
+        # The discriminator's loss on real and generated data, its gradient
+        # with respect to D's weights; `fake` is a constant here.
+        d_loss_and_grads = jax.value_and_grad(self._discriminator_loss, has_aux=True)
+        (d_loss, (values, d_state)), d_grads = d_loss_and_grads(
+            d_trainable, d_state, real, fake, key, training=True)
+
+        # Both gradients were taken at the same weights: one update applies both.
         trainable, optimizer_variables = self.optimizer.stateless_apply(
-            optimizer_variables, grads, trainable)
-        non_trainable = self._merge_non_trainable(non_trainable, g_rest, d_rest,
-                                                  seed_state)
-        values = dict(values, g_grad_norm=ops.sqrt(
+            optimizer_variables, g_grads + d_grads, trainable)
+        non_trainable = [seed_state, *g_state, *d_state]
+        values.update(d_loss=d_loss, g_loss=g_loss, g_grad_norm=ops.sqrt(
             sum(ops.sum(ops.square(g)) for g in g_grads)))
         logs, metric_variables = self._update_metrics(metric_variables, values)
         return logs, (trainable, non_trainable, optimizer_variables, metric_variables)
 
-    def _forward_losses(self, g_trainable, d_trainable, g_rest, d_rest, real, z):
-        fake, g_rest = self.generator.stateless_call(g_trainable, g_rest, z,
-                                                     training=True)
-        real_logits, d_rest = self.discriminator.stateless_call(
-            d_trainable, d_rest, real, training=True)
-        fake_logits, d_rest = self.discriminator.stateless_call(
-            d_trainable, d_rest, fake, training=True)
-        d_loss = losses.discriminator_loss(real_logits, fake_logits)
-        g_loss = losses.generator_loss(
+    def test_step(self, state, data):
+        """Both losses on a validation batch, in inference mode (`evaluate`'s step)."""
+        trainable, non_trainable, metric_variables = state
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        g_trainable, d_trainable = self._split(trainable)
+        seed_state, g_state, d_state = self._split_state(non_trainable)
+        z, key, seed_state = self._draw_noise(seed_state, ops.shape(real)[0])
+        g_loss, (fake, _, _) = self._generator_loss(
+            g_trainable, g_state, d_trainable, d_state, z, training=False)
+        d_loss, (values, _) = self._discriminator_loss(
+            d_trainable, d_state, real, fake, key, training=False)
+        values.update(d_loss=d_loss, g_loss=g_loss)
+        logs, metric_variables = self._update_metrics(metric_variables, values)
+        non_trainable = [seed_state, *g_state, *d_state]
+        return logs, (trainable, non_trainable, metric_variables)
+
+    def _generator_loss(self, g_trainable, g_state, d_trainable, d_state, z, training):
+        """G's loss on generated data; returns ``(loss, (fake, g_state, d_state))``."""
+        fake, g_state = self.generator.stateless_call(
+            g_trainable, g_state, z, training=training)
+        fake_logits, d_state = self.discriminator.stateless_call(
+            d_trainable, d_state, fake, training=training)
+        return self._generator_objective(fake_logits), (fake, g_state, d_state)
+
+    def _generator_objective(self, fake_logits):
+        return losses.generator_loss(
             fake_logits, saturating=self.generator_loss == "saturating")
-        return (d_loss, g_loss), (real_logits, fake_logits, g_rest, d_rest)
+
+    def _discriminator_loss(self, d_trainable, d_state, real, fake, key, training):
+        """D's loss; returns ``(loss, (metric values, d_state))``.
+
+        `key` (None here) is for losses that draw random numbers, such as the
+        gradient penalty of :class:`~companion.models.wgan.WGANGP`.
+        """
+        real_logits, d_state = self.discriminator.stateless_call(
+            d_trainable, d_state, real, training=training)
+        fake_logits, d_state = self.discriminator.stateless_call(
+            d_trainable, d_state, fake, training=training)
+        values = {"d_real": ops.mean(ops.sigmoid(real_logits)),
+                  "d_fake": ops.mean(ops.sigmoid(fake_logits))}
+        return losses.discriminator_loss(real_logits, fake_logits), (values, d_state)
+
+    def _check_variable_order(self):
+        # `_split` and `_split_state` cut the model's variable lists by
+        # position: Keras lists a model's own variables (the noise seed) first,
+        # then its layers' in the order they were assigned.
+        g, d = self.generator, self.discriminator
+        expected = (g.trainable_variables + d.trainable_variables,
+                    [self.seed_generator.state] + g.non_trainable_variables
+                    + d.non_trainable_variables)
+        found = (self.trainable_variables, self.non_trainable_variables)
+        if any(len(a) != len(b) or any(u is not v for u, v in zip(a, b))
+               for a, b in zip(expected, found)):
+            raise RuntimeError("GAN expects the model's variables to be the "
+                               "generator's, then the discriminator's.")
+
+    def _split(self, trainable):
+        """The generator's and the discriminator's trainable values."""
+        size = len(self.generator.trainable_variables)
+        return trainable[:size], trainable[size:]
+
+    def _split_state(self, non_trainable):
+        """The noise seed, the generator's and the discriminator's other values."""
+        size = len(self.generator.non_trainable_variables)
+        return non_trainable[0], non_trainable[1:size + 1], non_trainable[size + 1:]
 
     def _draw_noise(self, seed_state, batch_size):
+        """Noise ``z`` from the seed's state, a key for the discriminator's
+        loss (see `_draw_key`) and the seed's next state."""
         state = self.seed_generator.state
         with keras.StatelessScope(state_mapping=[(state, seed_state)]) as scope:
             z = keras.random.normal((batch_size, self.latent_dim),
                                     seed=self.seed_generator)
+            key = self._draw_key()
             new_state = scope.get_current_value(state)
-        return z, new_state
+        return z, key, new_state
 
-    def _split(self, trainable, non_trainable):
-        """Pick each network's values out of the model's (interleaved) lists."""
-        def pick(values, model_variables, wanted):
-            index = {id(v): i for i, v in enumerate(model_variables)}
-            return [values[index[id(v)]] for v in wanted]
-
-        g, d = self.generator, self.discriminator
-        return {
-            "g": pick(trainable, self.trainable_variables, g.trainable_variables),
-            "d": pick(trainable, self.trainable_variables, d.trainable_variables),
-            "g_rest": pick(non_trainable, self.non_trainable_variables,
-                           g.non_trainable_variables),
-            "d_rest": pick(non_trainable, self.non_trainable_variables,
-                           d.non_trainable_variables),
-            "seed": pick(non_trainable, self.non_trainable_variables,
-                         [self.seed_generator.state])[0],
-        }
-
-    @staticmethod
-    def _merge(values, model_variables, *variables_and_updates):
-        """Return `values` (ordered as `model_variables`) with updates put in.
-
-        `variables_and_updates` alternates a list of variables and a list of
-        their new values.
-        """
-        index = {id(v): i for i, v in enumerate(model_variables)}
-        merged = list(values)
-        for variables, updates in zip(variables_and_updates[::2],
-                                      variables_and_updates[1::2]):
-            for variable, update in zip(variables, updates):
-                merged[index[id(variable)]] = update
-        return merged
-
-    def _merge_non_trainable(self, non_trainable, g_rest, d_rest, seed_state):
-        return self._merge(non_trainable, self.non_trainable_variables,
-                           self.generator.non_trainable_variables, g_rest,
-                           self.discriminator.non_trainable_variables, d_rest,
-                           [self.seed_generator.state], [seed_state])
+    def _draw_key(self):
+        """None: a GAN's losses draw no random numbers (WGANGP's penalty does)."""
+        return None
 
     def _update_metrics(self, metric_variables, values):
+        """Update, statelessly, the trackers named in `values`; the others keep theirs."""
         logs, updated, start = {}, [], 0
         for metric in self.metrics:
-            count = len(metric.variables)
-            own = metric.stateless_update_state(
-                metric_variables[start:start + count], values[metric.name])
-            logs[metric.name] = metric.stateless_result(own)
+            own = metric_variables[start:start + len(metric.variables)]
+            start += len(own)
+            if metric.name in values:
+                own = metric.stateless_update_state(own, values[metric.name])
+                logs[metric.name] = metric.stateless_result(own)
             updated.extend(own)
-            start += count
         return logs, updated
 
     def generate(self, num, seed=None, batch_size=100):
@@ -525,8 +513,6 @@ class GAN(keras.Model):
 
     def _compiled_generator(self):
         if getattr(self, "_jitted_generator", None) is None:
-            import jax
-
             def run(trainable, non_trainable, batches):
                 def one_batch(z):
                     images, _ = self.generator.stateless_call(
@@ -538,16 +524,45 @@ class GAN(keras.Model):
         return self._jitted_generator
 
     def noise(self, num, seed=None):
-        """The standard normal noise `(num, latent_dim)` that `generate` uses."""
+        """The standard normal noise `(num, latent_dim)` that `generate` uses.
+
+        Args:
+            num: how many vectors (>= 1).
+            seed: an int makes the noise deterministic; None draws from the
+                model's `SeedGenerator` (and advances it).
+
+        Example:
+
+        >>> model = make_model(width=4, latent_dim=8)
+        >>> bool((model.noise(2, seed=1) == model.noise(2, seed=1)).all())
+        True
+        """
         num = check_int("num", num)
-        if seed is None:
-            return np.asarray(keras.random.normal((num, self.latent_dim)))
-        return np.asarray(keras.random.normal((num, self.latent_dim),
-                                              seed=int(seed)))
+        seed = self.seed_generator if seed is None else int(seed)
+        return np.asarray(keras.random.normal((num, self.latent_dim), seed=seed))
 
     def decode(self, z):
-        """Map given noise vectors `(N, latent_dim)` to images in [0, 1] (e.g.
-        to interpolate in the latent space)."""
+        """Images in [0, 1] from given noise vectors (e.g. to interpolate in `z`).
+
+        The same meaning as `VAE.decode`: latent vectors in, images in [0, 1]
+        out (here the tanh output mapped by ``(x + 1) / 2``).
+
+        Args:
+            z: noise, shape `(N, latent_dim)`.
+
+        Returns:
+            float32 numpy array `(N, H, W, C)` in [0, 1].
+
+        Raises:
+            ValueError: if `z` has the wrong shape, or the generator does not
+                make images.
+
+        Example:
+
+        >>> model = make_model(width=4, latent_dim=8)
+        >>> model.decode(model.noise(2, seed=0)).shape
+        (2, 28, 28, 1)
+        """
         self._require_images()
         z = np.asarray(z, dtype="float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
@@ -672,6 +687,52 @@ def _rate(learning_rate, decay_steps):
         return learning_rate
     return keras.optimizers.schedules.CosineDecay(
         learning_rate, check_int("decay_steps", decay_steps))
+
+
+def resize_schedule(model, total_steps):
+    """Stretch a GAN's cosine learning-rate decays to end after `total_steps`.
+
+    A resumed run that trains longer than first planned would otherwise
+    continue at the end of the old decay: at learning rate 0 for
+    :func:`make_model`'s schedule. Each optimiser keeps its state (moments,
+    iteration count) and its schedule's initial rate and floor (``alpha``);
+    only the length changes, so the rate continues as if the run had been
+    planned for `total_steps` from the start. Optimisers with a constant rate
+    are left alone.
+
+    Args:
+        model: a compiled :class:`GAN` (e.g. loaded from a ``.keras`` file).
+        total_steps: optimiser steps of the whole run, the ones already taken
+            included (e.g. ``decay_steps_for(len(images), epochs, batch_size)``
+            for the new total of `epochs`); at least those already taken.
+
+    Returns:
+        `model`, changed in place (its next `fit` is compiled afresh).
+
+    Raises:
+        ValueError: if `total_steps` is not an integer, or fewer than the
+            steps already taken.
+
+    Example:
+
+    >>> model = make_model(width=4, latent_dim=8, decay_steps=10)
+    >>> resize_schedule(model, 40).d_optimizer.learning_rate.dtype
+    dtype('float32')
+    >>> model.d_optimizer._learning_rate.decay_steps
+    40
+    """
+    total_steps = check_int("total_steps", total_steps)
+    done = int(np.asarray(model.optimizer.iterations))
+    if total_steps < done:
+        raise ValueError(f"`total_steps` must be at least the {done} steps "
+                         f"already taken; got {total_steps}.")
+    for optimizer in (model.d_optimizer, model.g_optimizer):
+        schedule = optimizer._learning_rate
+        if isinstance(schedule, keras.optimizers.schedules.CosineDecay):
+            config = dict(schedule.get_config(), decay_steps=total_steps)
+            optimizer.learning_rate = type(schedule).from_config(config)
+    model.train_function = None  # its compiled step holds the old schedules
+    return model
 
 
 def layer_table(model):

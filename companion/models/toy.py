@@ -23,10 +23,12 @@ from companion._validation import check_int
 def make_mlp_generator(latent_dim, data_dim, width=64, depth=2, name="generator"):
     """An MLP generator: `depth` ReLU layers of `width` units, then a linear layer.
 
-    With ``depth=0`` it is affine, ``G(z) = z K + b`` (``K`` the Dense layer's
-    kernel, `(latent_dim, data_dim)`): for standard normal ``z`` its samples
-    are Gaussian with mean ``b`` and covariance ``K^T K`` (``^T``: transpose),
-    so its density has a closed form (the theory chapter uses this).
+    With ``depth=0`` it is affine, ``G(z) = z K + b`` (``z`` a row vector,
+    ``K`` the Dense layer's kernel, `(latent_dim, data_dim)`): for standard
+    normal ``z`` its samples are Gaussian with mean ``b`` and covariance
+    ``K^T K``, `(data_dim, data_dim)` (``^T``: transpose). In column-vector
+    notation, ``G(z) = W z + b`` with ``W = K^T``, that is ``W W^T``. So its
+    density has a closed form (the theory chapter uses this).
 
     Args:
         latent_dim: size of the noise vector.
@@ -49,14 +51,17 @@ def make_mlp_generator(latent_dim, data_dim, width=64, depth=2, name="generator"
     return keras.Model(z, keras.layers.Dense(data_dim, name="g_out")(x), name=name)
 
 
-def make_mlp_discriminator(data_dim, width=64, depth=2, name="discriminator"):
+def make_mlp_discriminator(data_dim, width=64, depth=2, name="discriminator",
+                           after_first=None):
     """An MLP discriminator: `depth` leaky-ReLU layers, then one logit.
 
     Args:
         data_dim: size of one example.
         width: units a hidden layer.
-        depth: number of hidden layers.
+        depth: number of hidden layers (>= 1).
         name: the model's name.
+        after_first: an optional layer applied after the first hidden layer
+            (e.g. :class:`companion.models.wgan.MinibatchStdDev`).
 
     Returns:
         A functional `keras.Model` from `(B, data_dim)` to logits `(B, 1)`.
@@ -67,15 +72,19 @@ def make_mlp_discriminator(data_dim, width=64, depth=2, name="discriminator"):
     (None, 1)
     """
     data_dim = check_int("data_dim", data_dim)
+    depth = check_int("depth", depth)
     x_in = keras.Input((data_dim,), name="x")
-    x = _hidden(x_in, width, depth, "leaky_relu", prefix="d")
+    x = _hidden(x_in, width, 1, "leaky_relu", prefix="d")
+    if after_first is not None:
+        x = after_first(x)
+    x = _hidden(x, width, depth - 1, "leaky_relu", prefix="d", minimum_depth=0, start=1)
     return keras.Model(x_in, keras.layers.Dense(1, name="d_logit")(x), name=name)
 
 
-def _hidden(x, width, depth, activation, prefix, minimum_depth=1):
+def _hidden(x, width, depth, activation, prefix, minimum_depth=1, start=0):
     width = check_int("width", width)
     depth = check_int("depth", depth, minimum=minimum_depth)
-    for i in range(depth):
+    for i in range(start, start + depth):
         x = keras.layers.Dense(width, activation=activation, name=f"{prefix}_dense_{i}")(x)
     return x
 

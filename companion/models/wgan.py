@@ -30,10 +30,10 @@ Example:
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from companion import losses
-from companion._validation import check_int
 from companion.models.gan import GAN
 from companion.models import toy
 
@@ -52,7 +52,8 @@ class WGANGP(GAN):
 
     Metrics keep the names of :class:`~companion.models.gan.GAN`, with
     ``d_real`` and ``d_fake`` the mean critic *scores* (not probabilities),
-    plus ``penalty``, the gradient penalty before weighting.
+    plus ``penalty``, the gradient penalty before weighting. Only the losses
+    differ from ``GAN``: its ``train_step`` runs them.
 
     Args:
         generator: a `keras.Model` from `(B, latent_dim)` to data.
@@ -64,7 +65,9 @@ class WGANGP(GAN):
         seed: seed of the training noise.
 
     Raises:
-        ValueError: for a negative `gp_weight`, or networks that do not fit.
+        ValueError: for a negative `gp_weight`, a `generator_loss` argument
+            (the generator's loss is the Wasserstein one), or networks that
+            do not fit.
 
     Example:
 
@@ -77,62 +80,62 @@ class WGANGP(GAN):
 
     def __init__(self, generator, discriminator, latent_dim, gp_weight=10.0,
                  seed=None, **kwargs):
-        kwargs.pop("generator_loss", None)
+        if "generator_loss" in kwargs:
+            raise ValueError("WGANGP trains its generator on the Wasserstein loss "
+                             "-mean f(G(z)); `generator_loss` is not an option; got "
+                             f"generator_loss={kwargs['generator_loss']!r}.")
         super().__init__(generator, discriminator, latent_dim, seed=seed, **kwargs)
         if not gp_weight >= 0:
             raise ValueError(f"`gp_weight` must be >= 0; got {gp_weight!r}.")
         self.gp_weight = float(gp_weight)
+        self.generator_loss = "wasserstein"
         self._trackers["penalty"] = keras.metrics.Mean(name="penalty")
 
-    def train_step(self, state, data):
-        """One simultaneous update of critic and generator (stateless, for JAX)."""
-        trainable, non_trainable = state[0], state[1]
-        real = data[0] if isinstance(data, (tuple, list)) else data
-        parts = self._split(trainable, non_trainable)
-        z, penalty_key, seed_state = self._draw(parts["seed"], ops.shape(real)[0])
+    def _draw_key(self):
+        """A fresh key for the penalty's interpolation (inside `_draw_noise`)."""
+        return self.seed_generator.next()
 
-        def forward(g_trainable, d_trainable):
-            return self._wasserstein_losses(g_trainable, d_trainable, parts, real, z,
-                                            penalty_key)
+    def _generator_objective(self, fake_scores):
+        return losses.wasserstein_generator_loss(fake_scores)
 
-        (d_loss, g_loss), g_grads, d_grads, aux = self._own_gradients(forward, parts)
-        real_scores, fake_scores, penalty, g_rest, d_rest = aux
-        values = {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "d_real": ops.mean(real_scores),
-            "d_fake": ops.mean(fake_scores),
-            "penalty": penalty,
-        }
-        return self._apply_gradients(state, g_grads, d_grads, g_rest, d_rest,
-                                     seed_state, values)
+    def _discriminator_loss(self, d_trainable, d_state, real, fake, key, training):
+        """The critic's loss with the penalty; returns ``(loss, (metric values, d_state))``.
 
-    def _draw(self, seed_state, batch_size):
-        """Training noise and a fresh key for the penalty's interpolation."""
-        state = self.seed_generator.state
-        with keras.StatelessScope(state_mapping=[(state, seed_state)]) as scope:
-            z = keras.random.normal((batch_size, self.latent_dim),
-                                    seed=self.seed_generator)
-            penalty_key = self.seed_generator.next()
-            new_state = scope.get_current_value(state)
-        return z, penalty_key, new_state
-
-    def _wasserstein_losses(self, g_trainable, d_trainable, parts, real, z, key):
-        fake, g_rest = self.generator.stateless_call(
-            g_trainable, parts["g_rest"], z, training=True)
-        d_rest = parts["d_rest"]
-
+        The critic's non-trainable state (e.g. a dropout layer's seed) is
+        passed from each call to the next, the penalty's included, so real,
+        generated and interpolated inputs each get their own dropout mask, and
+        the last state is kept for the next step.
+        """
         def critic(x):
-            scores, _ = self.discriminator.stateless_call(d_trainable, d_rest, x,
-                                                          training=True)
+            nonlocal d_state
+            scores, d_state = self.discriminator.stateless_call(
+                d_trainable, d_state, x, training=training)
             return scores
 
         real_scores, fake_scores = critic(real), critic(fake)
         penalty = losses.gradient_penalty(critic, real, fake, seed=key)
-        d_loss = (losses.wasserstein_critic_loss(real_scores, fake_scores)
-                  + self.gp_weight * penalty)
-        g_loss = losses.wasserstein_generator_loss(fake_scores)
-        return (d_loss, g_loss), (real_scores, fake_scores, penalty, g_rest, d_rest)
+        loss = (losses.wasserstein_critic_loss(real_scores, fake_scores)
+                + self.gp_weight * penalty)
+        values = {"d_real": ops.mean(real_scores), "d_fake": ops.mean(fake_scores),
+                  "penalty": penalty}
+        return loss, (values, d_state)
+
+    def discriminate(self, x):
+        """Not defined for a critic: its scores are not probabilities; see `score`."""
+        raise TypeError("A WGAN critic returns unbounded scores, not probabilities "
+                        "D(x); call `score(x)` for the scores f(x).")
+
+    def score(self, x):
+        """The critic's scores ``f(x)`` (unbounded) as numpy `(N,)`.
+
+        Example:
+
+        >>> import numpy as np
+        >>> make_toy_model(data_dim=2, width=8).score(np.zeros((3, 2), "float32")).shape
+        (3,)
+        """
+        scores = self.discriminator(np.asarray(x, dtype="float32"), training=False)
+        return np.asarray(scores)[:, 0]
 
     def get_config(self):
         config = super().get_config()
@@ -240,14 +243,8 @@ def make_minibatch_discriminator(data_dim, width=64, depth=2, name="discriminato
     >>> make_minibatch_discriminator(2, 16).output_shape
     (None, 1)
     """
-    data_dim = check_int("data_dim", data_dim)
-    width, depth = check_int("width", width), check_int("depth", depth)
-    x_in = keras.Input((data_dim,), name="x")
-    x = keras.layers.Dense(width, activation="leaky_relu", name="d_dense_0")(x_in)
-    x = MinibatchStdDev(name="d_minibatch_std")(x)
-    for i in range(1, depth):
-        x = keras.layers.Dense(width, activation="leaky_relu", name=f"d_dense_{i}")(x)
-    return keras.Model(x_in, keras.layers.Dense(1, name="d_logit")(x), name=name)
+    return toy.make_mlp_discriminator(data_dim, width, depth, name,
+                                      after_first=MinibatchStdDev(name="d_minibatch_std"))
 
 
 def make_minibatch_model(data_dim=2, latent_dim=2, width=128, depth=2, seed=0,

@@ -54,21 +54,49 @@ def test_without_left_context_a_row_does_not_see_itself():
         np.testing.assert_array_equal(plain.logits(changed)[:, :t + 1], base[:, :t + 1])
 
 
-def test_log_likelihood_is_minus_autoregressive_nll(model):
+def test_log_likelihood_is_the_sum_of_the_pixels_bernoulli_log_probabilities(model):
     images = _binary(4, seed=1)
-    expected = -np.asarray(losses.autoregressive_nll(images, model(images)))
+    logits = np.asarray(model(images), "float64")
+    p_one = 1 / (1 + np.exp(-logits))
+    expected = np.log(np.where(images == 1, p_one, 1 - p_one)).sum(axis=(1, 2, 3))
     np.testing.assert_allclose(model.log_likelihood(images), expected, rtol=1e-5)
-    assert (model.log_likelihood(images) < 0).all()
+    np.testing.assert_allclose(model.logits(images), logits, rtol=1e-5, atol=1e-5)
 
 
 def test_likelihood_is_normalised_over_all_images():
     # Every binary 2 x 2 image: the probabilities must sum to exactly 1.
     tiny = _randomise_left_kernel(
         rnn.make_model(image_shape=(2, 2, 1), cell="lstm", units=4, seed=0))
-    codes = np.arange(16)[:, None] >> np.arange(4)[None, :] & 1
-    images = codes.reshape(16, 2, 2, 1).astype("float32")
+    images = _all_binary_images((2, 2, 1))
     total = np.exp(tiny.log_likelihood(images)).sum()
     assert total == pytest.approx(1.0, abs=1e-5)
+
+
+def _all_binary_images(shape):
+    size = int(np.prod(shape))
+    codes = np.arange(2 ** size)[:, None] >> np.arange(size)[None, :] & 1
+    return codes.reshape((-1,) + shape).astype("float32")
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_samples_have_the_model_distribution_over_all_images(temperature):
+    # 2 x 2 images: row 1 depends strongly on row 0, so a sampler that fed the
+    # wrong row back, or drew a pixel before its left neighbour, would fail.
+    # At temperature tau the sampler draws each pixel from sigmoid(l / tau):
+    # p_tau(x) = exp(-autoregressive_nll(x, logits(x) / tau)).
+    tiny = _randomise_left_kernel(
+        rnn.make_model(image_shape=(2, 2, 1), cell="gru", units=4, seed=0))
+    for variable in tiny.recurrent.trainable_variables + [tiny.readout.kernel]:
+        variable.assign(np.asarray(variable) * 3.0)
+    images = _all_binary_images((2, 2, 1))
+    logits = tiny.logits(images) / temperature
+    probability = np.exp(-np.asarray(losses.autoregressive_nll(images, logits), "float64"))
+    conditional = probability.reshape(4, 4) / probability.reshape(4, 4).sum(0)
+    assert np.ptp(conditional, axis=1).max() > 0.1   # row 1 depends on row 0
+    samples = tiny.sample(20000, seed=0, temperature=temperature).reshape(-1, 4)
+    index = (samples.astype(int) << np.arange(4)).sum(axis=1)
+    frequency = np.bincount(index, minlength=16) / len(samples)
+    np.testing.assert_allclose(frequency, probability, atol=0.012)   # ~5 sigma
 
 
 def test_sampling_is_deterministic_with_a_seed_and_binary(model):
@@ -136,20 +164,87 @@ def test_fit_lowers_the_negative_log_likelihood():
     assert model.evaluate(images, batch_size=32, verbose=0) == pytest.approx(after, rel=1e-4)
 
 
+def test_evaluate_and_validation_report_the_exact_mean_nll():
+    train, held_out = _binary(20, seed=6), _binary(13, seed=7)
+    model = rnn.make_model(image_shape=SHAPE, cell="gru", units=8, learning_rate=0.0)
+    exact = -model.log_likelihood(held_out).mean()
+    # Batches of 5, 5 and 3 images: the mean is over images, not over batches.
+    assert model.evaluate(held_out, batch_size=5, verbose=0) == pytest.approx(
+        exact, rel=1e-5)
+    # A learning rate of 0 keeps the weights: the training loss is exact too.
+    history = model.fit(train, validation_data=held_out, epochs=1, batch_size=8,
+                        verbose=0).history
+    assert history["loss"][0] == pytest.approx(-model.log_likelihood(train).mean(),
+                                               rel=1e-5)
+    assert history["val_loss"][0] == pytest.approx(exact, rel=1e-5)
+    history = model.fit(train, validation_data=(held_out,), epochs=1, verbose=0).history
+    assert history["val_loss"][0] == pytest.approx(exact, rel=1e-5)
+    with pytest.raises(ValueError, match="validation_data"):
+        model.fit(train, validation_data=(held_out, held_out), verbose=0)
+    with pytest.raises(ValueError, match="validation_data.*binary"):
+        model.fit(train, validation_data=held_out * 0.5, verbose=0)
+    with pytest.raises(ValueError, match="images only"):
+        model.evaluate(held_out, held_out, verbose=0)
+
+
+def test_training_resumes_from_a_saved_model_as_if_never_stopped(tmp_path):
+    # Two epochs in one go equal one epoch, save, load and one more epoch:
+    # the optimiser's moments and step count round-trip through the file.
+    images = _binary(24, seed=8)
+    options = {"batch_size": 8, "shuffle": False, "verbose": 0}
+    straight = rnn.make_model(image_shape=SHAPE, cell="lstm", units=8, seed=2)
+    straight.fit(images, epochs=2, **options)
+    first = rnn.make_model(image_shape=SHAPE, cell="lstm", units=8, seed=2)
+    first.fit(images, epochs=1, **options)
+    first.save(tmp_path / "run.keras")
+    resumed = keras.saving.load_model(tmp_path / "run.keras")
+    for saved, loaded in zip(first.optimizer.variables, resumed.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(loaded), np.asarray(saved))
+    resumed.fit(images, epochs=2, initial_epoch=1, **options)
+    for a, b in zip(straight.trainable_variables, resumed.trainable_variables):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(first.trainable_variables[0]),
+                           np.asarray(resumed.trainable_variables[0]))
+
+
 def test_save_and_load_round_trip(model, tmp_path):
+    model.fit(_binary(8, seed=9), epochs=1, batch_size=8, verbose=0)  # optimiser state
     path = tmp_path / "row_rnn.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     images = _binary(3, seed=4)
-    assert loaded.get_config()["cell"] == model.get_config()["cell"]
+    assert loaded.get_config() == model.get_config()
     np.testing.assert_allclose(loaded.logits(images), model.logits(images), atol=1e-6)
     np.testing.assert_array_equal(loaded.sample(3, seed=5), model.sample(3, seed=5))
+    assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() > 0
+    for saved, restored in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(restored), np.asarray(saved))
+
+
+def test_seed_none_draws_fresh_weights_reproducibly():
+    keras.utils.set_random_seed(4)
+    first = rnn.RowRNN(image_shape=SHAPE, units=8, seed=None)
+    first.build()
+    keras.utils.set_random_seed(4)
+    again = rnn.RowRNN(image_shape=SHAPE, units=8, seed=None)
+    again.build()
+    other = rnn.RowRNN(image_shape=SHAPE, units=8, seed=None)
+    other.build()
+    kernels = [np.asarray(m.recurrent.cell.kernel) for m in (first, again, other)]
+    np.testing.assert_array_equal(kernels[0], kernels[1])
+    assert not np.array_equal(kernels[0], kernels[2])
+    assert first.get_config()["seed"] is None
+    # Without a sample seed, the model's own SeedGenerator advances.
+    assert not np.array_equal(first.sample(4), first.sample(4))
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"cell": "transformer"}, "cell"),
     ({"units": 0}, "units"),
     ({"image_shape": (28, 28)}, "image_shape"),
+    ({"image_shape": (28, 28, 0)}, "image_shape"),
+    ({"seed": -1}, "seed"),
+    ({"seed": 1.5}, "seed"),
 ])
 def test_bad_constructor_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -168,8 +263,16 @@ def test_bad_call_arguments_raise(model):
         model.sample(2, temperature=0)
     with pytest.raises(ValueError, match="num"):
         model.sample(0)
-    with pytest.raises(ValueError, match="y"):
+    with pytest.raises(ValueError, match="images only"):
         model.fit(images, images)
+    with pytest.raises(ValueError, match="`x` must be binary"):
+        model.fit(images * 0.5)
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(2, temperature=True)
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(2, temperature=float("inf"))
+    with pytest.raises(ValueError, match="seed"):
+        model.sample(2, seed=-1)
 
 
 def test_book_config_and_value_range():
@@ -201,3 +304,5 @@ def test_gradient_norms_vanish_and_explode():
     assert remembering[-1] / remembering[0] > 100 * lstm[-1] / lstm[0]
     with pytest.raises(ValueError, match="forget_bias"):
         rnn.gradient_norm_by_distance("gru", forget_bias=1.0)
+    with pytest.raises(ValueError, match="seed"):
+        rnn.gradient_norm_by_distance("gru", seed=None)

@@ -1,8 +1,9 @@
 """companion.models.video: next-frame prediction with a fully connected LSTM.
 
-The model is not a ConvLSTM: dense layers encode each frame, an LSTM reads the
-codes, and a dense readout gives a distribution over shifts that moves the last
-frame (a dynamic filter). These tests pin causality, the rollout, the shift
+The model is a fully connected LSTM (Srivastava et al. 2015), not a
+convolutional one: dense layers encode each frame, an LSTM reads the codes, and
+a dense readout gives a distribution over shifts that moves the last frame (a
+dynamic filter). These tests pin causality, the rollout, the shift
 operation against a closed form, the loss, training and serialisation.
 """
 
@@ -92,13 +93,60 @@ def test_loss_is_the_mean_binary_cross_entropy_and_fit_lowers_it():
     assert model.evaluate(videos, verbose=0) < 0.5 * bce
 
 
+def _mean_cross_entropy(model, videos):
+    p = model.predict_next(videos).astype("float64")
+    target = videos[:, 1:]
+    return -np.mean(target * np.log(p) + (1 - target) * np.log(1 - p))
+
+
+def test_evaluate_and_validation_report_the_mean_cross_entropy():
+    train, held_out = _videos(6, 4, seed=4), _videos(7, 4, seed=5)
+    model = video.make_model(frame_shape=FRAME, units=8, code_size=16, seed=2,
+                             learning_rate=0.0)
+    exact = _mean_cross_entropy(model, held_out)
+    # Batches of 3, 3 and 1 videos: the mean is over videos, not over batches.
+    assert model.evaluate(held_out, batch_size=3, verbose=0) == pytest.approx(
+        exact, rel=1e-5)
+    # A learning rate of 0 keeps the weights: the training loss is exact too.
+    history = model.fit(train, validation_data=held_out, epochs=1, batch_size=4,
+                        verbose=0).history
+    assert history["loss"][0] == pytest.approx(_mean_cross_entropy(model, train),
+                                               rel=1e-5)
+    assert history["val_loss"][0] == pytest.approx(exact, rel=1e-5)
+    with pytest.raises(ValueError, match="validation_data"):
+        model.fit(train, validation_data=(held_out, held_out), verbose=0)
+    with pytest.raises(ValueError, match="validation_data.*frames"):
+        model.fit(train, validation_data=held_out[:, :1], verbose=0)
+    with pytest.raises(ValueError, match="videos only"):
+        model.evaluate(held_out, held_out, verbose=0)
+
+
 def test_save_and_load_round_trip(model, tmp_path):
+    model.fit(_videos(4, 3, seed=6), epochs=1, batch_size=4, verbose=0)  # optimiser state
     path = tmp_path / "video.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     videos = _videos(2, 3, seed=3)
+    assert loaded.get_config() == model.get_config()
     np.testing.assert_allclose(loaded.rollout(videos, 2), model.rollout(videos, 2),
                                atol=1e-6)
+    assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() > 0
+    for saved, restored in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(restored), np.asarray(saved))
+
+
+def test_seed_none_draws_fresh_weights_reproducibly():
+    def kernel():
+        model = video.NextFramePredictor(frame_shape=FRAME, units=4, code_size=4,
+                                         seed=None)
+        model.build()
+        return np.asarray(model.encoder.kernel)
+
+    keras.utils.set_random_seed(3)
+    first = kernel()
+    keras.utils.set_random_seed(3)
+    np.testing.assert_array_equal(kernel(), first)
+    assert not np.array_equal(kernel(), first)
 
 
 def test_bad_input_raises(model):
@@ -110,8 +158,14 @@ def test_bad_input_raises(model):
         model.rollout(np.full((1, 2) + FRAME, 2.0, "float32"), steps=1)
     with pytest.raises(ValueError, match="steps"):
         model.rollout(np.zeros((1, 2) + FRAME, "float32"), steps=0)
-    with pytest.raises(ValueError, match="y"):
+    with pytest.raises(ValueError, match="videos only"):
         model.fit(_videos(2, 3), _videos(2, 3))
+    with pytest.raises(ValueError, match="`videos` must be a numeric array"):
+        model.predict_next([[0.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="seed"):
+        video.NextFramePredictor(seed=-1)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.predict_next(_videos(2, 3), batch_size=0)
     with pytest.raises(ValueError, match="frame_shape"):
         video.NextFramePredictor(frame_shape=(8, 8))
     with pytest.raises(ValueError, match="max_shift"):

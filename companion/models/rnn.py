@@ -6,9 +6,9 @@ chain rule of probability gives the exact factorisation
     p(x) = prod_t p(x_t | x_<t) = prod_t prod_j p(x_{t,j} | x_<t, x_{t,<j}),
 
 and a recurrent network summarises the rows above in its state:
-``h_t = f(W r_t + U h_{t-1} + b)`` with the input ``r_t = x_{t-1}`` (the row
-*above*, a zero row for ``t = 1``). Pixel j of row t gets the Bernoulli logit
-``l_{t,j} = (V h_t + c)_j + sum_{i<j} A_{ij} x_{t,i}``: the state carries the
+``h_t = f(W_x x_{t-1} + W_h h_{t-1} + b_h)``: the input at step t is the row
+*above*, a zero row for ``t = 1``. Pixel j of row t gets the Bernoulli logit
+``l_{t,j} = (W_y h_t + b_y)_j + sum_{i<j} x_{t,i} A_{ij}``: the state carries the
 rows above, and a strictly upper-triangular matrix ``A`` (the *left context*)
 adds the pixels to the left in the same row, so every pixel is conditioned on
 all pixels before it in raster order, as in PixelRNN (van den Oord et al.
@@ -29,6 +29,9 @@ Example:
 (2, 28, 28, 1)
 """
 
+import functools
+import numbers
+
 import jax
 import jax.numpy as jnp
 import keras
@@ -36,7 +39,8 @@ import numpy as np
 from keras import ops
 
 from companion import losses
-from companion._validation import check_choice, check_images, check_int
+from companion._validation import (check_choice, check_image_shape, check_images,
+                                   check_int)
 
 VALUE_RANGE = "binary"
 CELLS = ("simple", "gru", "lstm")
@@ -60,15 +64,9 @@ otherwise costs a few per cent of the throughput; the steps and their results
 are bit for bit the same."""
 
 
-def _check_image_shape(image_shape):
-    shape = tuple(image_shape)
-    if len(shape) != 3 or not all(isinstance(s, (int, np.integer)) and s >= 1
-                                  for s in shape):
-        raise ValueError(
-            f"`image_shape` must be (height, width, channels) of positive ints; "
-            f"got {image_shape!r}."
-        )
-    return tuple(int(s) for s in shape)
+def _offset(seed, offset):
+    """``seed + offset``, or None (a fresh seed) when `seed` is None."""
+    return None if seed is None else seed + offset
 
 
 def _recurrent_layer(cell, units, seed, return_sequences=True, activation=None,
@@ -77,7 +75,7 @@ def _recurrent_layer(cell, units, seed, return_sequences=True, activation=None,
         "return_sequences": return_sequences,
         "kernel_initializer": keras.initializers.GlorotUniform(seed=seed),
         "recurrent_initializer": keras.initializers.Orthogonal(
-            gain=recurrent_gain, seed=seed + 1),
+            gain=recurrent_gain, seed=_offset(seed, 1)),
     }
     if activation is not None:
         options["activation"] = activation
@@ -103,12 +101,13 @@ class RowRNN(keras.Model):
     """Autoregressive model of binary images, one row a time step.
 
     ``p(x) = prod_t prod_j Bernoulli(x_{t,j}; sigmoid(l_{t,j}))`` with logits
-    ``l_t = V h_t + c + x_t A``: ``h_t`` is computed from the rows above row t
+    ``l_t = W_y h_t + b_y + x_t A``: ``h_t`` is computed from the rows above row t
     only, and ``A`` is strictly upper triangular (``A_ij = 0`` unless i < j),
     so ``l_{t,j}`` reads only the pixels left of j in row t. `call` returns
     these logits under teacher forcing; `fit(images)` minimises the mean of
     :func:`companion.losses.autoregressive_nll`, the exact negative
-    log-likelihood in nats. Clip gradients with the optimiser, e.g.
+    log-likelihood in nats, and `evaluate(images)` returns that mean. Clip
+    gradients with the optimiser, e.g.
     ``compile(optimizer=keras.optimizers.Adam(clipnorm=1.0))``.
 
     Args:
@@ -117,13 +116,16 @@ class RowRNN(keras.Model):
         cell: ``"simple"`` (Elman), ``"gru"`` (Cho et al. 2014) or ``"lstm"``
             (Hochreiter and Schmidhuber 1997).
         units: size of the recurrent state.
-        seed: seed of the weight initialisers and of the sampler's generator.
+        seed: int seed of the weight initialisers and of the sampler's
+            `SeedGenerator`, or None for fresh seeds (reproducible after
+            `keras.utils.set_random_seed`).
         left_context: add the term ``x_t A`` (True) or treat the pixels of a
             row as independent given the state (False, ``A = 0``).
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Raises:
-        ValueError: for an unknown `cell`, a bad `units` or `image_shape`.
+        ValueError: for an unknown `cell`, a bad `units`, `seed` or
+            `image_shape`.
 
     Example:
 
@@ -137,22 +139,24 @@ class RowRNN(keras.Model):
     def __init__(self, image_shape=(28, 28, 1), cell="lstm", units=128, seed=0,
                  left_context=True, **kwargs):
         super().__init__(**kwargs)
-        self.image_shape = _check_image_shape(image_shape)
+        self.image_shape = check_image_shape(image_shape)
         self.cell_type = check_choice("cell", cell, CELLS)
         self.units = check_int("units", units)
-        self.seed = check_int("seed", seed, minimum=0)
+        self.seed = None if seed is None else check_int("seed", seed, minimum=0)
         height, width, channels = self.image_shape
         self.row_size = width * channels
         self.recurrent = _recurrent_layer(self.cell_type, self.units, self.seed)
         self.readout = keras.layers.Dense(
             self.row_size,
-            kernel_initializer=keras.initializers.GlorotUniform(seed=self.seed + 2),
+            kernel_initializer=keras.initializers.GlorotUniform(
+                seed=_offset(self.seed, 2)),
             name="readout",
         )
         self.left_context = bool(left_context)
         # Mask of A: entry (i, j) may be non-zero only for i < j.
         self.left_mask = np.triu(np.ones((self.row_size, self.row_size), "float32"), k=1)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
         self._jitted = {}
 
     def build(self, input_shape=None):
@@ -171,23 +175,25 @@ class RowRNN(keras.Model):
                       units=self.units, seed=self.seed, left_context=self.left_context)
         return config
 
-    # Teacher-forced likelihood ---------------------------------------------------
+    # Teacher forcing and the exact likelihood ------------------------------------
 
     def _rows(self, images):
         return ops.reshape(images, (-1, self.image_shape[0], self.row_size))
 
     def call(self, images, training=False):
-        """Logits of every pixel given the rows above it (teacher forcing).
+        """Logits of every pixel given the pixels before it (teacher forcing).
 
         Args:
             images: `(B, H, W, C)` binary images.
 
         Returns:
-            Logits of shape `(B, H, W, C)`; row t depends on rows < t only.
+            Logits of shape `(B, H, W, C)`; the logit of a pixel depends only
+            on the pixels before it in raster order.
         """
         rows = self._rows(ops.convert_to_tensor(images, self.compute_dtype))
-        shifted = ops.pad(rows[:, :-1], ((0, 0), (1, 0), (0, 0)))
-        states = self.recurrent(shifted, training=training)
+        # Row t's input is the true row t - 1 (a zero row for t = 1).
+        above = ops.pad(rows[:, :-1], ((0, 0), (1, 0), (0, 0)))
+        states = self.recurrent(above, training=training)   # h_t: the rows above t
         logits = self.readout(states) + self._left_terms(rows)
         return ops.reshape(logits, (-1,) + self.image_shape)
 
@@ -197,46 +203,97 @@ class RowRNN(keras.Model):
             return 0.0
         return ops.matmul(rows, self.left_kernel * self.left_mask)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
-                     training=True):
-        """Mean exact negative log-likelihood of the batch, in nats an image."""
-        loss = ops.mean(losses.autoregressive_nll(self._rows(x), self._rows(y_pred)))
-        losses_of_layers = self.losses
-        if losses_of_layers:
-            loss = loss + ops.sum(losses_of_layers)
-        return loss
+    def _batch_nll(self, trainable, non_trainable, images, training=False):
+        """The batch's mean exact negative log-likelihood, in nats an image.
 
-    def fit(self, x=None, y=None, **kwargs):
-        """Train on binary images `(N, H, W, C)`; `y` must stay None."""
-        if y is not None:
-            raise ValueError("RowRNN.fit takes images only (`y` must be None): the "
-                             "targets are the images themselves.")
-        x = check_images(x, "x", shape=self.image_shape)
-        return super().fit(x, **kwargs)
+        Stateless (the weights are arguments), so `jax.grad` can differentiate
+        it. Returns the loss and the updated non-trainable values.
+        """
+        logits, non_trainable = self.stateless_call(trainable, non_trainable, images,
+                                                    training=training)
+        nll = losses.autoregressive_nll(self._rows(images), self._rows(logits))
+        return ops.mean(nll), non_trainable
 
-    def _values(self):
-        return ([v.value for v in self.trainable_variables],
-                [v.value for v in self.non_trainable_variables])
+    def train_step(self, state, data):
+        """One optimiser step on the batch's mean NLL (`fit` calls it)."""
+        trainable, non_trainable, optimizer_state, metric_state = state
+        images = self._images(data)
+        loss_and_gradients = jax.value_and_grad(self._batch_nll, has_aux=True)
+        (loss, non_trainable), gradients = loss_and_gradients(
+            trainable, non_trainable, images, training=True)
+        trainable, optimizer_state = self.optimizer.stateless_apply(
+            optimizer_state, gradients, trainable)
+        logs, metric_state = self._track(metric_state, loss, images)
+        return logs, (trainable, non_trainable, optimizer_state, metric_state)
 
-    def _jit(self, name, builder):
+    def test_step(self, state, data):
+        """The batch's mean NLL, no update (`evaluate` and validation call it)."""
+        trainable, non_trainable, metric_state = state
+        images = self._images(data)
+        loss, non_trainable = self._batch_nll(trainable, non_trainable, images)
+        logs, metric_state = self._track(metric_state, loss, images)
+        return logs, (trainable, non_trainable, metric_state)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def _track(self, metric_state, loss, images):
+        """Add a batch's mean loss to the epoch's mean, weighted by its size."""
+        metric_state = self.loss_tracker.stateless_update_state(
+            metric_state, loss, sample_weight=ops.shape(images)[0])
+        return {"loss": self.loss_tracker.stateless_result(metric_state)}, metric_state
+
+    def _images(self, data):
+        images, targets, weights = keras.utils.unpack_x_y_sample_weight(data)
+        if targets is not None or weights is not None:
+            raise ValueError("RowRNN's data must be images only, without targets "
+                             "or sample weights: the targets are the images.")
+        return images
+
+    def _check_data(self, name, x, *extra):
+        """Check `x`; `extra` (targets, sample weights) must all be None."""
+        if any(item is not None for item in extra):
+            raise ValueError(f"RowRNN takes images only (`{name}` without targets or "
+                             f"sample weights): the targets are the images themselves.")
+        return _check_binary(x, self.image_shape, name)
+
+    def fit(self, x=None, y=None, validation_data=None, **kwargs):
+        """Train on binary images `(N, H, W, C)`; `y` must stay None.
+
+        `validation_data`, if given, holds such images only (or `(images,)`);
+        `fit` and `evaluate` report the mean exact NLL in nats an image.
+        """
+        x = self._check_data("x", x, y)
+        if validation_data is not None:
+            validation_data = self._check_data(
+                "validation_data", *keras.utils.unpack_x_y_sample_weight(validation_data))
+        return super().fit(x, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        """Mean exact NLL of binary images `(N, H, W, C)`, in nats an image."""
+        return super().evaluate(self._check_data("x", x, y), **kwargs)
+
+    # Compiled inference ---------------------------------------------------------------
+
+    def _compiled(self, name, function):
+        """`function` compiled with `jax.jit` once, run on the current weights."""
+        if not self.built:
+            self.build()
+        variables = self.trainable_variables + self.non_trainable_variables
         if name not in self._jitted:
-            self._jitted[name] = jax.jit(builder())
-        return self._jitted[name]
+            def stateless(values, *arguments):
+                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                    return function(*arguments)
+            self._jitted[name] = jax.jit(stateless)
+        return functools.partial(self._jitted[name], [v.value for v in variables])
 
     def logits(self, images, batch_size=512):
         """Teacher-forced logits as a numpy array, computed in compiled batches."""
         images = check_images(images, "images", shape=self.image_shape)
-        if not self.built:
-            self.build()
-
-        def builder():
-            def run(trainable, non_trainable, batch):
-                return self.stateless_call(trainable, non_trainable, batch)[0]
-            return run
-
-        run = self._jit("logits", builder)
-        trainable, non_trainable = self._values()
-        parts = [np.asarray(run(trainable, non_trainable, images[i:i + batch_size]))
+        batch_size = check_int("batch_size", batch_size)
+        run = self._compiled("logits", self.call)
+        parts = [np.asarray(run(images[i:i + batch_size]))
                  for i in range(0, len(images), batch_size)]
         return np.concatenate(parts) if parts else np.zeros_like(images)
 
@@ -273,44 +330,52 @@ class RowRNN(keras.Model):
 
     # Ancestral sampling -----------------------------------------------------------
 
-    def _generator(self):
-        """Compiled scan over rows; rows before `rows_given` are copied."""
+    def _sample_rows(self, key, given, rows_given, temperature):
+        """Draw the rows in raster order; rows before `rows_given` are copied.
+
+        Args:
+            key: a JAX random key.
+            given: `(B, H, row_size)` rows to keep (only the first `rows_given`).
+            rows_given: number of rows copied from `given`.
+            temperature: tau > 0, divides every logit.
+
+        Returns:
+            `(B, H, row_size)` rows of pixels in {0, 1}.
+        """
         cell = self.recurrent.cell
-        variables = self.trainable_variables + self.non_trainable_variables
-        height = self.image_shape[0]
+        batch, height = given.shape[0], self.image_shape[0]
 
-        def generate(values, key, given, rows_given, temperature):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                batch = given.shape[0]
-                states = _initial_states(cell, batch, given.dtype)
-                first = jnp.zeros((batch, self.row_size), given.dtype)
-                keys = jax.random.split(key, height)
+        def next_row(carry, inputs):
+            row_above, states = carry
+            t, row_key, given_row = inputs
+            # One recurrent step reads the row above: h_t = f(x_{t-1}, h_{t-1}).
+            output, states = _cell_step(cell, row_above, states)
+            # Its pixels, left to right, from sigmoid((W_y h_t + b_y + x_t A) / tau).
+            row = self._draw_row(self.readout(output), row_key, temperature)
+            # When completing an image, the given row replaces the drawn one.
+            row = jnp.where(t < rows_given, given_row, row)
+            return (row, states), row
 
-                def step(carry, inputs):
-                    previous, states = carry
-                    t, row_key, given_row = inputs
-                    output, states = _cell_step(cell, previous, states)
-                    drawn = self._draw_row(self.readout(output), row_key, temperature)
-                    row = jnp.where(t < rows_given, given_row, drawn)
-                    return (row, states), row
-
-                _, rows = jax.lax.scan(
-                    step, (first, states),
-                    (jnp.arange(height), keys, jnp.swapaxes(given, 0, 1)))
-            return jnp.swapaxes(rows, 0, 1)
-
-        return generate
+        start = (jnp.zeros((batch, self.row_size), given.dtype),   # x_0 = 0
+                 _initial_states(cell, batch, given.dtype))        # h_0 = 0
+        inputs = (jnp.arange(height), jax.random.split(key, height),
+                  jnp.swapaxes(given, 0, 1))
+        _, rows = jax.lax.scan(next_row, start, inputs)            # (H, B, row_size)
+        return jnp.swapaxes(rows, 0, 1)
 
     def _draw_row(self, state_logits, key, temperature):
-        """Draw one row's pixels left to right from ``sigmoid((V h + c + x A) / tau)``.
+        """Draw one row, pixel j from ``sigmoid((s_j + sum_{i<j} x_i A_ij) / tau)``.
 
-        ``tau`` is the sampling temperature.
+        ``s = W_y h_t + b_y`` is `state_logits`. Pixel j needs the pixels left of
+        it, so a `fori_loop` draws them in order.
         """
         uniforms = jax.random.uniform(key, state_logits.shape)
-        if not self.left_context:
+        if not self.left_context:   # the pixels are independent given h_t
             return (uniforms < jax.nn.sigmoid(state_logits / temperature)).astype("float32")
 
         def draw_pixel(j, row):
+            # Pixels >= j are still 0 and A is strictly upper triangular, so
+            # the logit of pixel j reads the pixels drawn before it only.
             logits = (state_logits + self._left_terms(row)) / temperature
             pixel = uniforms[:, j] < jax.nn.sigmoid(logits[:, j])
             return row.at[:, j].set(pixel.astype(row.dtype))
@@ -324,15 +389,13 @@ class RowRNN(keras.Model):
         return jax.random.PRNGKey(check_int("seed", seed, minimum=0))
 
     def _generate(self, given_rows, rows_given, seed, temperature):
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"`temperature` must be a number > 0; got {temperature!r}.")
-        if not self.built:
-            self.build()
-        run = self._jit("generate", self._generator)
-        trainable, non_trainable = self._values()
-        rows = run(trainable + non_trainable, self._key(seed),
-                   jnp.asarray(given_rows, "float32"), jnp.int32(rows_given),
-                   jnp.float32(temperature))
+        if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
+                or not temperature > 0 or not np.isfinite(temperature)):
+            raise ValueError(f"`temperature` must be a finite number > 0; got "
+                             f"{temperature!r}.")
+        run = self._compiled("generate", self._sample_rows)
+        rows = run(self._key(seed), jnp.asarray(given_rows, "float32"),
+                   jnp.int32(rows_given), jnp.float32(temperature))
         return np.asarray(rows, dtype="float32").reshape((-1,) + self.image_shape)
 
     def sample(self, num, seed=None, temperature=1.0):
@@ -403,10 +466,10 @@ class RowRNN(keras.Model):
         return self._generate(rows, rows_given, seed, temperature)
 
 
-def _check_binary(images, image_shape):
-    images = check_images(images, "images", shape=image_shape)
+def _check_binary(images, image_shape, name="images"):
+    images = check_images(images, name, shape=image_shape)
     if not np.isin(images, (0.0, 1.0)).all():
-        raise ValueError("`images` must be binary (values in {0, 1}); load them with "
+        raise ValueError(f"`{name}` must be binary (values in {{0, 1}}); load them with "
                          "companion.data.load(..., value_range='binary').")
     return images
 
@@ -421,7 +484,7 @@ def make_model(image_shape=(28, 28, 1), cell="lstm", units=BOOK_CONFIG["units"],
         image_shape: `(height, width, channels)`.
         cell: ``"simple"``, ``"gru"`` or ``"lstm"``.
         units: size of the recurrent state.
-        seed: seed of the initialisers and the sampler.
+        seed: int seed of the initialisers and the sampler, or None.
         learning_rate: Adam's step size.
         clipnorm: rescale each gradient to this norm at most (None: no clipping).
         steps_per_execution: training steps a compiled call of ``fit``.
@@ -496,6 +559,7 @@ def gradient_norm_by_distance(cell="simple", units=64, steps=40, seed=0,
     for name, value in (("units", units), ("steps", steps), ("input_dim", input_dim),
                         ("batch", batch)):
         check_int(name, value)
+    check_int("seed", seed, minimum=0)
     layer = _recurrent_layer(cell, units, seed, return_sequences=False,
                              activation=activation, recurrent_gain=recurrent_gain)
     layer.build((None, steps, input_dim))

@@ -61,7 +61,12 @@ def _logit(probabilities):
 
 
 def _check_videos(videos, frame_shape, name="videos", minimum_frames=1):
-    array = np.asarray(videos, dtype="float32")
+    try:
+        array = np.asarray(videos, dtype="float32")
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"`{name}` must be a numeric array of shape (N, T, "
+                         f"{', '.join(map(str, frame_shape))}); could not read the "
+                         f"{type(videos).__name__} given as one ({error}).") from None
     if array.ndim != 5 or tuple(array.shape[2:]) != tuple(frame_shape):
         raise ValueError(
             f"`{name}` must have shape (N, T, {', '.join(map(str, frame_shape))}); "
@@ -89,7 +94,8 @@ class NextFramePredictor(keras.Model):
         code_size: size of each frame's code.
         max_shift: largest displacement, in pixels along each axis, that one
             step can move the content (``2 max_shift + 1`` shifts an axis).
-        seed: seed of the weight initialisers.
+        seed: int seed of the weight initialisers, or None for fresh seeds
+            (reproducible after `keras.utils.set_random_seed`).
         **kwargs: passed to `keras.Model`.
 
     Raises:
@@ -114,7 +120,7 @@ class NextFramePredictor(keras.Model):
         self.units = check_int("units", units)
         self.code_size = check_int("code_size", code_size)
         self.max_shift = check_int("max_shift", max_shift, minimum=0)
-        self.seed = check_int("seed", seed, minimum=0)
+        self.seed = None if seed is None else check_int("seed", seed, minimum=0)
         self.pixels = int(np.prod(self.frame_shape))
         shifts = range(-self.max_shift, self.max_shift + 1)
         # shift_matrices[axis][k] moves content by shifts[k] pixels along `axis`.
@@ -123,17 +129,21 @@ class NextFramePredictor(keras.Model):
             for size in self.frame_shape[:2])
         self.encoder = keras.layers.Dense(
             self.code_size, activation="relu",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=self.seed))
+            kernel_initializer=keras.initializers.GlorotUniform(seed=self._seed(0)))
         self.recurrent = keras.layers.LSTM(
             self.units, return_sequences=True,
-            kernel_initializer=keras.initializers.GlorotUniform(seed=self.seed + 1),
-            recurrent_initializer=keras.initializers.Orthogonal(seed=self.seed + 2),
+            kernel_initializer=keras.initializers.GlorotUniform(seed=self._seed(1)),
+            recurrent_initializer=keras.initializers.Orthogonal(seed=self._seed(2)),
         )
         self.readout = keras.layers.Dense(
             2 * len(shifts),
-            kernel_initializer=keras.initializers.GlorotUniform(seed=self.seed + 3),
+            kernel_initializer=keras.initializers.GlorotUniform(seed=self._seed(3)),
             name="shift_logits")
         self._jitted = {}
+
+    def _seed(self, offset):
+        """The seed of one initialiser: ``seed + offset``, or None (fresh)."""
+        return None if self.seed is None else self.seed + offset
 
     def build(self, input_shape=None):
         self.encoder.build((None, self.pixels))
@@ -206,17 +216,43 @@ class NextFramePredictor(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
-        """Mean per-pixel binary cross-entropy of the predicted frames, in nats."""
+        """Mean per-pixel binary cross-entropy of the predicted frames, in nats.
+
+        The targets are the videos' own later frames: `y` and `sample_weight`
+        must be None (`fit`, `evaluate` and validation data hold videos only).
+        """
+        if y is not None or sample_weight is not None:
+            raise ValueError("NextFramePredictor's data must be videos only, without "
+                             "targets or sample weights: the targets are the "
+                             "videos' later frames.")
         targets = ops.convert_to_tensor(x, y_pred.dtype)[:, 1:]
         return ops.mean(ops.softplus(y_pred) - targets * y_pred)
 
-    def fit(self, x=None, y=None, **kwargs):
-        """Train on videos `(N, T, H, W, C)` in [0, 1], T >= 2; `y` must be None."""
-        if y is not None:
-            raise ValueError("NextFramePredictor.fit takes videos only (`y` must be "
-                             "None): the targets are the videos' later frames.")
-        x = _check_videos(x, self.frame_shape, "x", minimum_frames=2)
-        return super().fit(x, **kwargs)
+    def _check_data(self, name, x, *extra):
+        """Check `x`; `extra` (targets, sample weights) must all be None."""
+        if any(item is not None for item in extra):
+            raise ValueError(f"NextFramePredictor takes videos only (`{name}` without "
+                             f"targets or sample weights): the targets are the "
+                             f"videos' later frames.")
+        return _check_videos(x, self.frame_shape, name, minimum_frames=2)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        """Mean per-pixel cross-entropy of the one-step predictions, in nats.
+
+        `x` holds videos `(N, T, H, W, C)` in [0, 1], T >= 2; `y` must stay None.
+        """
+        return super().evaluate(self._check_data("x", x, y), **kwargs)
+
+    def fit(self, x=None, y=None, validation_data=None, **kwargs):
+        """Train on videos `(N, T, H, W, C)` in [0, 1], T >= 2; `y` must stay None.
+
+        `validation_data`, if given, holds such videos only (or `(videos,)`).
+        """
+        x = self._check_data("x", x, y)
+        if validation_data is not None:
+            validation_data = self._check_data(
+                "validation_data", *keras.utils.unpack_x_y_sample_weight(validation_data))
+        return super().fit(x, validation_data=validation_data, **kwargs)
 
     def _values(self):
         return [v.value for v in self.trainable_variables + self.non_trainable_variables]
@@ -238,6 +274,7 @@ class NextFramePredictor(keras.Model):
             ``p(v_{t+2} | v_1..v_{t+1})``, computed from true frames.
         """
         videos = _check_videos(videos, self.frame_shape, minimum_frames=2)
+        batch_size = check_int("batch_size", batch_size)
         if not self.built:
             self.build()
         variables = self.trainable_variables + self.non_trainable_variables
@@ -308,7 +345,7 @@ def make_model(frame_shape=(28, 28, 1), units=BOOK_CONFIG["units"],
 
     Args:
         frame_shape, units, code_size, max_shift, seed: see
-            :class:`NextFramePredictor`.
+            :class:`NextFramePredictor` (`seed` None: fresh seeds).
         learning_rate: Adam's step size.
         clipnorm: rescale each gradient to this norm at most.
         **kwargs: passed to :class:`NextFramePredictor`.

@@ -1,0 +1,345 @@
+"""Keras 3 on JAX against PyTorch, the same models timed in one process, interleaved.
+
+    python -m benchmarks.peers                  # all three families, ~5 min on 2 cores
+    python -m benchmarks.peers --images 2048 --rounds 2 --families vae
+
+For each family (the book's DCGAN, convolutional VAE and row LSTM with their
+``BOOK_CONFIG``) four runners train on the same ``mnist10k`` digits, in the
+family's value range and batch size:
+
+- ``jax_fit``: ``make_model()`` and ``model.fit(images, epochs=1, shuffle=True)``;
+- ``jax_raw``: the same model's own stateless ``train_step`` in a hand-written
+  ``jax.jit`` loop (state donated, batches on the device, no shuffling);
+- ``torch_eager`` and ``torch_compiled``: the peers of
+  :mod:`benchmarks.peers.torch_models`, without and with ``torch.compile``,
+  shuffled by a ``randperm`` a epoch over an in-memory tensor.
+
+Each runner's first epoch (compilation, tracing, warm-up) is timed apart; then
+``rounds`` rounds run one epoch of each runner in turn, so a change in the
+machine's load hits all four. The best and the median epoch are kept, with
+the load average before each round. A second measurement times single steps
+on a batch of 2 images: the fixed cost each framework adds to a step (Python
+dispatch, launching the compiled program), which dominates when steps are short.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import statistics
+import tempfile
+import time
+
+import companion  # noqa: F401  (selects Keras' JAX backend first)
+import jax
+import keras
+import numpy as np
+import torch
+
+from benchmarks.peers import torch_models
+from companion import data
+from companion.models import gan, rnn, vae
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+RESULTS_JSON = ROOT / "benchmarks" / "peers_results.json"
+RESULTS_MARKDOWN = ROOT / "benchmarks" / "peers_results.md"
+FAMILIES = ("gan", "vae", "rnn")
+RUNNERS = ("jax_fit", "jax_raw", "torch_eager", "torch_compiled")
+MODULES = {"gan": gan, "vae": vae, "rnn": rnn}
+TINY_BATCH, TINY_STEPS = 2, 40
+
+
+def load_average():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _decay_steps(family, images):
+    """The GAN's cosine decay over the book's epochs (the other families have none)."""
+    if family != "gan":
+        return None
+    return gan.decay_steps_for(len(images))
+
+
+def keras_model(family, images):
+    steps = _decay_steps(family, images)
+    kwargs = {"decay_steps": steps} if steps else {}
+    return MODULES[family].make_model(seed=0, **kwargs)
+
+
+class JaxFit:
+    """Keras ``fit``, one epoch a call, waiting for the device at the end."""
+
+    def __init__(self, family, images):
+        self.model = keras_model(family, images)
+        self.images = images
+        self.batch_size = MODULES[family].BOOK_CONFIG["batch_size"]
+
+    def epoch(self, images=None, batch_size=None):
+        images = self.images if images is None else images
+        start = time.perf_counter()
+        self.model.fit(images, batch_size=batch_size or self.batch_size, epochs=1,
+                       shuffle=True, verbose=0)
+        jax.block_until_ready([v.value for v in self.model.variables])
+        return time.perf_counter() - start
+
+
+class JaxRaw:
+    """The model's own ``train_step`` in ``jax.jit(donate_argnums=0)``, data on device."""
+
+    def __init__(self, family, images):
+        model = keras_model(family, images)
+        self.batch_size = MODULES[family].BOOK_CONFIG["batch_size"]
+        model._symbolic_build(data_batch=images[:self.batch_size])  # as fit does
+        model.optimizer.build(model.trainable_variables)
+        self.state = tuple([v.value for v in variables] for variables in (
+            model.trainable_variables, model.non_trainable_variables,
+            model.optimizer.variables, model.metrics_variables))
+        self.step = jax.jit(model.train_step, donate_argnums=0)
+        self.batches = self._batches(images, self.batch_size)
+
+    @staticmethod
+    def _batches(images, batch_size):
+        return [jax.device_put(images[i:i + batch_size])
+                for i in range(0, len(images), batch_size)]
+
+    def epoch(self, images=None, batch_size=None):
+        batches = self.batches if images is None else self._batches(images, batch_size)
+        start = time.perf_counter()
+        for batch in batches:
+            _, self.state = self.step(self.state, batch)
+        jax.block_until_ready(self.state)
+        return time.perf_counter() - start
+
+
+class Torch:
+    """A PyTorch peer; each epoch a fresh ``randperm`` of the in-memory images."""
+
+    def __init__(self, family, images, compile=False):
+        torch.manual_seed(0)
+        self.trainer = torch_models.TRAINERS[family](
+            steps=_decay_steps(family, images), compile=compile)
+        self.images = torch_models.to_torch_images(images)
+        self.batch_size = self.trainer.batch_size
+
+    def epoch(self, images=None, batch_size=None):
+        images = self.images if images is None else torch_models.to_torch_images(images)
+        batch_size = batch_size or self.batch_size
+        start = time.perf_counter()
+        order = torch.randperm(len(images))
+        for i in range(0, len(images), batch_size):
+            self.trainer.step(images[order[i:i + batch_size]])
+        return time.perf_counter() - start
+
+
+def make_runner(name, family, images):
+    if name == "jax_fit":
+        return JaxFit(family, images)
+    if name == "jax_raw":
+        return JaxRaw(family, images)
+    return Torch(family, images, compile=name == "torch_compiled")
+
+
+def tiny_step_ms(runner, images):
+    """Median milliseconds of a step on a batch of 2: the per-step fixed cost."""
+    tiny = images[:TINY_BATCH * TINY_STEPS]
+    runner.epoch(tiny, TINY_BATCH)  # compile or warm up for this shape
+    seconds = [runner.epoch(tiny, TINY_BATCH) for _ in range(3)]
+    return 1000.0 * min(seconds) / TINY_STEPS
+
+
+def benchmark_family(family, images, rounds, runners=RUNNERS, tiny=True):
+    """First epoch, best and median epoch of each runner, interleaved; images/s."""
+    made, first, seconds, loads = {}, {}, {name: [] for name in runners}, []
+    for name in runners:
+        start = time.perf_counter()
+        made[name] = make_runner(name, family, images)
+        first[name] = time.perf_counter() - start + made[name].epoch()
+    for _ in range(rounds):
+        loads.append(load_average())
+        for name in runners:
+            seconds[name].append(made[name].epoch())
+    rows = {}
+    for name in runners:
+        best, median = min(seconds[name]), statistics.median(seconds[name])
+        rows[name] = {"first_epoch_seconds": first[name], "epoch_seconds": seconds[name],
+                      "best_seconds": best, "median_seconds": median,
+                      "images_per_second": len(images) / best,
+                      "median_images_per_second": len(images) / median}
+        if tiny:
+            rows[name]["tiny_step_ms"] = tiny_step_ms(made[name], images)
+    reference = rows[runners[0]]["images_per_second"]
+    for row in rows.values():
+        row["relative_to_first"] = row["images_per_second"] / reference
+    return {"images": len(images), "batch_size": made[runners[0]].batch_size,
+            "rounds": rounds, "loads": loads, "runners": rows}
+
+
+def machine():
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "jax": jax.__version__,
+            "keras": keras.__version__, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "jax_compilation_cache": jax.config.jax_compilation_cache_dir}
+
+
+def run(families=FAMILIES, images=None, rounds=3, runners=RUNNERS, tiny=True):
+    torch.set_num_threads(os.cpu_count())
+    results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"), "machine": machine(), "load_start": load_average(),
+        "families": {}}
+    for family in families:
+        digits, _ = data.load("mnist10k", "train",
+                              value_range=MODULES[family].VALUE_RANGE)
+        results["families"][family] = benchmark_family(
+            family, digits[:images] if images else digits, rounds, runners, tiny)
+    if tiny:
+        results["operations"] = operation_ms()
+    results["load_end"] = load_average()
+    return results
+
+
+LABELS = {"jax_fit": "Keras `fit` (JAX)", "jax_raw": "raw `jax.jit` loop",
+          "torch_eager": "PyTorch eager", "torch_compiled": "PyTorch `torch.compile`"}
+NAMES = {"gan": "DCGAN", "vae": "conv. VAE", "rnn": "row LSTM"}
+
+
+def to_markdown(results):
+    """The peers table: images/s (best, median), ratio to `fit`, first epoch, tiny step."""
+    lines = ["| model | implementation | images/s (best) | images/s (median) | "
+             "vs `fit` | first epoch (s) | step on 2 images (ms) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for family, block in results["families"].items():
+        for name, row in block["runners"].items():
+            tiny = row.get("tiny_step_ms")
+            lines.append(
+                f"| {NAMES[family]} | {LABELS[name]} | {row['images_per_second']:,.0f} | "
+                f"{row['median_images_per_second']:,.0f} | {row['relative_to_first']:.2f} | "
+                f"{row['first_epoch_seconds']:.1f} | "
+                f"{'' if tiny is None else f'{tiny:.2f}'} |")
+    machine = results["machine"]
+    loads = [load[0] for block in results["families"].values() for load in block["loads"]]
+    sizes = sorted({block["images"] for block in results["families"].values()})
+    lines += ["", f"Measured {results['date'][:10]} on {machine['cpu_count']} CPU cores "
+              f"(JAX {machine['jax']}, Keras {machine['keras']}, PyTorch "
+              f"{machine['torch']} with {machine['torch_threads']} threads), "
+              f"{' / '.join(f'{n:,}' for n in sizes)} training digits an epoch, "
+              f"{max(b['rounds'] for b in results['families'].values())} interleaved "
+              f"rounds; 1-minute load average {min(loads):.1f} to {max(loads):.1f} "
+              "during the rounds."]
+    if "operations" in results:
+        lines += ["",
+                  "| one layer, forward and backward | Keras on JAX (ms) | PyTorch (ms) |",
+                  "|---|---:|---:|"]
+        for name, row in results["operations"].items():
+            lines.append(f"| {OPERATIONS[name]} | {row['jax_ms']:.2f} | "
+                         f"{row['torch_ms']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+OPERATIONS = {
+    "conv": "DCGAN discriminator's 2nd convolution (5×5, stride 2, batch 64)",
+    "conv_transpose":
+        "DCGAN generator's last transposed convolution (5×5, stride 2, batch 64)",
+    "lstm": "row model's LSTM (28 steps, 128 units, batch 32)",
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=FAMILIES)
+    parser.add_argument("--runners", nargs="+", choices=RUNNERS, default=RUNNERS)
+    parser.add_argument("--images", type=int, default=None,
+                        help="training digits an epoch (default: all 9,000)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-tiny", action="store_true",
+                        help="skip the per-step cost on batches of 2")
+    parser.add_argument("--json", type=pathlib.Path, default=RESULTS_JSON)
+    parser.add_argument("--markdown", type=pathlib.Path, default=RESULTS_MARKDOWN)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as inductor_cache:
+        # Both compilers start cold: PyTorch's inductor would otherwise reuse the
+        # programs of an earlier run from its on-disk cache (JAX's persistent
+        # cache is off unless `companion.environment.use_book_defaults()` runs).
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache
+        results = run(args.families, args.images, args.rounds, tuple(args.runners),
+                      not args.no_tiny)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    args.markdown.write_text(to_markdown(results))
+    print(to_markdown(results))
+
+
+# Single operations: which kernels are faster ---------------------------------------------
+
+
+def _best_ms(function, repeats=20):
+    function()  # compile / warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * min(times)
+
+
+def _jax_gradient(loss, *arguments):
+    step = jax.jit(jax.grad(loss, argnums=tuple(range(len(arguments)))))
+    return lambda: jax.block_until_ready(step(*arguments))
+
+
+def _torch_gradient(loss, *arguments):
+    arguments = [torch.from_numpy(np.asarray(a)).requires_grad_() for a in arguments]
+
+    def run():
+        for a in arguments:
+            a.grad = None
+        loss(*arguments).backward()
+    return run
+
+
+def operation_ms(repeats=20):
+    """Forward and backward (gradients of the inputs and weights) of one layer of
+    each family at its training batch, in both frameworks: best of `repeats`, ms.
+
+    - ``conv``: the discriminator's second convolution, 5x5 stride 2,
+      (64, 14, 14, 16) -> (64, 7, 7, 32);
+    - ``conv_transpose``: the generator's last layer, 5x5 stride 2,
+      (64, 14, 14, 16) -> (64, 28, 28, 1);
+    - ``lstm``: the row model's LSTM, 28 steps of 28 inputs, 128 units, batch 32.
+    """
+    from keras import ops
+    from torch.nn import functional as F
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 14, 14, 16)).astype("float32")
+    conv_w = rng.standard_normal((5, 5, 16, 32)).astype("float32") * 0.1
+    convt_w = rng.standard_normal((5, 5, 1, 16)).astype("float32") * 0.1
+    x_torch = np.transpose(x, (0, 3, 1, 2)).copy()
+    rows = rng.standard_normal((32, 28, 28)).astype("float32")
+    lstm = keras.layers.LSTM(128, return_sequences=True)
+    lstm.build((None, 28, 28))
+    lstm_state = [v.value for v in lstm.non_trainable_variables]
+    torch_lstm = torch.nn.LSTM(28, 128, batch_first=True)
+    pairs = {
+        "conv": (
+            _jax_gradient(lambda a, w: ops.sum(ops.conv(a, w, strides=2, padding="same")),
+                          x, conv_w),
+            _torch_gradient(lambda a, w: F.conv2d(a, w, stride=2, padding=2).sum(),
+                            x_torch, conv_w.transpose(3, 2, 0, 1).copy())),
+        "conv_transpose": (
+            _jax_gradient(lambda a, w: ops.sum(ops.conv_transpose(
+                a, w, strides=2, padding="same")), x, convt_w),
+            _torch_gradient(lambda a, w: F.conv_transpose2d(
+                a, w, stride=2, padding=2, output_padding=1).sum(),
+                x_torch, convt_w.transpose(3, 2, 0, 1).copy())),
+        "lstm": (
+            _jax_gradient(lambda weights, a: ops.sum(lstm.stateless_call(
+                weights, lstm_state, a)[0]), [v.value for v in lstm.trainable_variables],
+                rows),
+            _torch_gradient(lambda a: torch_lstm(a)[0].sum(), rows)),
+    }
+    return {name: {"jax_ms": _best_ms(jax_run, repeats),
+                   "torch_ms": _best_ms(torch_run, repeats)}
+            for name, (jax_run, torch_run) in pairs.items()}

@@ -1,8 +1,12 @@
 """Companion package of *Deep Generative Models for Images*.
 
 Every model, loss, metric and plot the book uses lives here, tested; the
-notebooks only call it. Importing `companion` selects Keras' JAX backend
-(``KERAS_BACKEND=jax``) unless you chose a backend yourself first.
+notebooks only call it. The package runs on Keras' JAX backend: importing
+`companion` before `keras` selects it (``KERAS_BACKEND=jax``), and importing it
+after another backend was chosen is an `ImportError` that says what to do.
+Importing changes nothing else: the book's session defaults (JAX's persistent
+compilation cache, the figure style) are opt-in, with
+:func:`companion.environment.use_book_defaults`.
 
 Submodules are imported on first use, so ``import companion`` stays cheap:
 
@@ -35,49 +39,30 @@ _SUBMODULES = (
     "training",
 )
 
+_FIX = (
+    "The companion package runs on Keras' JAX backend only. Set the environment "
+    "variable KERAS_BACKEND=jax before keras is imported (first line of a script or "
+    "notebook: `import os; os.environ['KERAS_BACKEND'] = 'jax'`), or import companion "
+    "before keras. In Colab or Jupyter, restart the runtime first (Colab: Runtime > "
+    "Restart session): a backend cannot change once keras is imported."
+)
+
 
 def _select_backend():
-    """Choose JAX unless the user chose first; refuse a clash we cannot fix."""
+    """Choose JAX unless keras or the user chose first; refuse any other backend."""
     keras_module = sys.modules.get("keras")
-    if keras_module is None:
-        os.environ.setdefault("KERAS_BACKEND", "jax")
-        return
-    try:
-        active = keras_module.backend.backend()
-    except AttributeError:  # a half-imported keras: nothing to check yet
-        return
-    chosen = os.environ.get("KERAS_BACKEND")
-    if active != "jax" and chosen != active:
-        raise ImportError(
-            f"keras was already imported with the {active!r} backend, but the "
-            "companion package runs on JAX. Restart the runtime (in Colab: "
-            "Runtime > Restart session) and import companion before keras, or run "
-            "`import os; os.environ['KERAS_BACKEND'] = 'jax'` first."
-        )
-
-
-def _enable_compilation_cache():
-    """Keep compiled XLA programs on disk, so later processes skip compiling.
-
-    Every notebook and test process compiles the same training steps again; JAX's
-    persistent cache (in ``<cache root>/jax``, see :func:`companion.data.cache_dir`)
-    turns the second compilation into a file read. Set ``COMPANION_JAX_CACHE=0``
-    to turn it off, or ``JAX_COMPILATION_CACHE_DIR`` to put it elsewhere.
-    """
-    if os.environ.get("COMPANION_JAX_CACHE", "1").lower() in ("0", "off", "false", "no"):
-        return
-    from companion._paths import cache_root
-
-    folder = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_root() / "jax"))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    jax = sys.modules.get("jax")
-    if jax is not None and not jax.config.jax_compilation_cache_dir:
-        # jax read its environment before we set it: configure it directly.
-        jax.config.update("jax_compilation_cache_dir", folder)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    if keras_module is not None:
+        try:
+            active = keras_module.backend.backend()
+        except AttributeError:  # a half-imported keras: it reads the variable below
+            active = None
+        if active not in (None, "jax"):
+            raise ImportError(f"keras was already imported with the {active!r} backend. {_FIX}")
+    chosen = os.environ.setdefault("KERAS_BACKEND", "jax")
+    if chosen != "jax":
+        raise ImportError(f"KERAS_BACKEND is {chosen!r}. {_FIX}")
 
 
 _select_backend()
-_enable_compilation_cache()
 
 __getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES)

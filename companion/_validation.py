@@ -2,6 +2,7 @@
 the value it got and what is allowed."""
 
 import numbers
+import reprlib
 
 import numpy as np
 
@@ -31,8 +32,26 @@ def check_images(images, name="images", shape=None, value_range=(0.0, 1.0)):
         name: the argument's name, for the error message.
         shape: the expected `(H, W, C)`, or None to accept any.
         value_range: `(low, high)` the values must lie in, or None.
+
+    Raises:
+        ValueError: naming `name`, for input that is ragged, not numeric, not of
+            rank 4, of another shape or outside `value_range`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_images(np.zeros((2, 28, 28, 1))).dtype
+    dtype('float32')
+    >>> check_images([np.zeros((28, 28, 1)), np.zeros((14, 14, 1))])
+    Traceback (most recent call last):
+    ...
+    ValueError: `images` must be numbers forming one array of shape (N, H, W, C), all images of the same shape; got a list of 2 items of shapes (28, 28, 1), (14, 14, 1), which is ragged or not numeric.
+    >>> check_images("digits")
+    Traceback (most recent call last):
+    ...
+    ValueError: `images` must be numbers forming one array of shape (N, H, W, C), all images of the same shape; got 'digits', which is ragged or not numeric.
     """
-    array = np.asarray(images, dtype="float32")
+    array = _as_float_array(images, name)
     if array.ndim != 4:
         raise ValueError(
             f"`{name}` must have shape (N, H, W, C); got shape {array.shape}."
@@ -52,6 +71,31 @@ def check_images(images, name="images", shape=None, value_range=(0.0, 1.0)):
                 "companion.data.load(..., value_range=...) to get the right range."
             )
     return array
+
+
+def _as_float_array(images, name):
+    try:
+        return np.asarray(images, dtype="float32")
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`{name}` must be numbers forming one array of shape (N, H, W, C), all "
+            f"images of the same shape; got {_describe(images)}, which is ragged or "
+            "not numeric."
+        ) from None
+
+
+def _describe(value):
+    if not isinstance(value, (list, tuple)):
+        return reprlib.repr(value)
+    shapes = []
+    for item in value[:3]:
+        try:
+            shapes.append(str(np.shape(item)))
+        except ValueError:
+            shapes.append("ragged")
+    more = ", ..." if len(value) > 3 else ""
+    return (f"a {type(value).__name__} of {len(value)} items of shapes "
+            f"{', '.join(shapes)}{more}")
 
 
 def check_image_shape(image_shape, multiple_of=1):

@@ -26,10 +26,10 @@ Example:
 (11, 2)
 """
 
-import keras
 import numpy as np
 
 from companion._validation import check_choice, check_int
+from companion.training import EveryEpochs
 
 METHODS = ("simultaneous", "alternating", "extragradient")
 
@@ -264,7 +264,7 @@ def _check_points(points, centres):
     return points, centres
 
 
-class ModeCoverage(keras.callbacks.Callback):
+class ModeCoverage(EveryEpochs):
     """Record a 2-D GAN's mode coverage after every `every` epochs of ``fit``.
 
     At each record the model draws `num` samples with a fixed `seed`
@@ -294,27 +294,16 @@ class ModeCoverage(keras.callbacks.Callback):
     """
 
     def __init__(self, centres, std, num=1000, seed=0, every=1):
-        super().__init__()
+        super().__init__(every)
         self.centres = np.asarray(centres, dtype="float64")
         self.std = float(std)
         self.num = check_int("num", num)
-        self.every = check_int("every", every)
         self.seed = seed
-        self.epochs, self.covered, self.reached = [], [], []
-        self.quality, self.samples = [], []
+        self.covered, self.reached, self.quality, self.samples = [], [], [], []
 
-    def _record(self, epoch):
+    def record(self, epoch):
         points = np.asarray(self.model.generate(self.num, seed=self.seed))
-        self.epochs.append(epoch)
         self.covered.append(modes_covered(points, self.centres, self.std))
         self.reached.append(modes_covered(points, self.centres, self.std, num_std=None))
         self.quality.append(high_quality_fraction(points, self.centres, self.std))
         self.samples.append(points)
-
-    def on_train_begin(self, logs=None):
-        if not self.epochs:
-            self._record(0)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
-            self._record(epoch + 1)

@@ -11,9 +11,10 @@ Example:
 
 import math
 
-import matplotlib
-
 import numpy as np
+
+# The book's figure style; :func:`companion.environment.use_book_defaults` applies it.
+STYLE = {"figure.dpi": 100, "savefig.dpi": 100}
 
 
 def _pyplot():
@@ -111,11 +112,11 @@ def save_animation(frames, path, columns=8, duration_ms=300, scale=3):
         duration_ms: time a frame is shown.
         scale: integer upscaling of pixels, so small images stay visible.
     """
-    import os
     import pathlib
-    import tempfile
 
     from PIL import Image
+
+    from companion.checkpoint import atomic_path
 
     frames = list(frames)
     if not frames:
@@ -126,18 +127,13 @@ def save_animation(frames, path, columns=8, duration_ms=300, scale=3):
         canvas = tile(frame, columns) if frame.ndim == 4 else frame
         pixels = (np.clip(canvas[..., 0], 0, 1) * 255).round().astype("uint8")
         pixels = np.kron(pixels, np.ones((scale, scale), dtype="uint8"))
-        pictures.append(Image.fromarray(pixels, mode="L"))
+        pictures.append(Image.fromarray(pixels))
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".gif", dir=path.parent)
-    os.close(handle)
-    pictures[0].save(temporary, save_all=True, append_images=pictures[1:],
-                     duration=duration_ms, loop=0, optimize=False)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        pictures[0].save(temporary, format="GIF", save_all=True, append_images=pictures[1:],
+                         duration=duration_ms, loop=0, optimize=False)
     return path
-
-
-matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100})
 
 
 def class_balance(labels_by_split, title="Images per class"):

@@ -1,4 +1,7 @@
-"""Training helpers shared by every model family: callbacks.
+"""Generic training callbacks, shared by every model family.
+
+Callbacks specific to one model or concern live with it (`KLWarmup` in
+`companion.models.vae`, `ModeCoverage` in `companion.dynamics`).
 
 Example:
 
@@ -16,7 +19,60 @@ import numpy as np
 from companion._validation import check_int
 
 
-class SampleGrid(keras.callbacks.Callback):
+class EveryEpochs(keras.callbacks.Callback):
+    """Base class of callbacks that record something every `every` epochs of ``fit``.
+
+    A subclass implements `record(epoch)`, which stores whatever it measures;
+    this class decides when to call it and keeps `epochs`. Training twice
+    with the same callback (e.g. a resumed run) adds no second record before
+    training.
+
+    Args:
+        every: record after every `every` epochs.
+        at_start: record before training too (as epoch 0).
+
+    Attributes:
+        epochs: the epoch count at which each record was made (0 = before training).
+
+    Example:
+
+    >>> class Losses(EveryEpochs):
+    ...     def __init__(self):
+    ...         super().__init__(every=2)
+    ...         self.losses = []
+    ...     def record(self, epoch):
+    ...         self.losses.append(epoch / 10)
+    >>> recorder = Losses()
+    >>> recorder.on_train_begin()
+    >>> for epoch in range(4):
+    ...     recorder.on_epoch_end(epoch)
+    >>> recorder.epochs, recorder.losses
+    ([0, 2, 4], [0.0, 0.2, 0.4])
+    """
+
+    def __init__(self, every=1, at_start=True):
+        super().__init__()
+        self.every = check_int("every", every)
+        self.at_start = bool(at_start)
+        self.epochs = []
+
+    def record(self, epoch):
+        raise NotImplementedError(f"{type(self).__name__} must implement record(epoch).")
+
+    def _record_at(self, epoch):
+        self.record(epoch)
+        self.epochs.append(epoch)
+
+    def on_train_begin(self, logs=None):
+        if self.at_start and not self.epochs:
+            self._record_at(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self._record_at(epoch + 1)
+
+
+class SampleGrid(EveryEpochs):
     """Record `model.sample(num, seed)` after every `every` epochs.
 
     With a fixed `seed` each grid is drawn from the same noise, so the grids
@@ -34,24 +90,13 @@ class SampleGrid(keras.callbacks.Callback):
     """
 
     def __init__(self, num=64, seed=0, every=1):
-        super().__init__()
+        super().__init__(every)
         self.num = check_int("num", num)
-        self.every = check_int("every", every)
         self.seed = seed
         self.grids = []
-        self.epochs = []
 
-    def _record(self, epoch):
+    def record(self, epoch):
         self.grids.append(np.asarray(self.model.sample(self.num, seed=self.seed)))
-        self.epochs.append(epoch)
-
-    def on_train_begin(self, logs=None):
-        if not self.grids:
-            self._record(0)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
-            self._record(epoch + 1)
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -89,6 +89,7 @@ def two_devices(tmp_path_factory):
     return json.loads(line[len("RESULT "):]), folder / "run"
 
 
+@pytest.mark.slow
 def test_one_epoch_data_parallel_matches_single_device(two_devices):
     result, _ = two_devices
     assert result["devices"] == 2 and result["mesh_devices"] == 2
@@ -98,6 +99,7 @@ def test_one_epoch_data_parallel_matches_single_device(two_devices):
     assert result["max_difference"] <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_cli_distribute_trains_over_both_devices(two_devices):
     result, run = two_devices
     assert result["cli_devices"] == 2 and result["cli_epochs"] == 1

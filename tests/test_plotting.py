@@ -35,3 +35,58 @@ def test_save_animation_writes_every_frame_atomically(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["a.gif"]
     with pytest.raises(ValueError, match="frames"):
         plotting.save_animation([], tmp_path / "b.gif")
+
+
+def test_image_grid_labels_each_row_and_shows_the_tiled_canvas():
+    images = np.stack([np.full((6, 6, 1), i / 10) for i in range(6)])
+    figure = plotting.image_grid(images, columns=3, labels=["top", "bottom"])
+    (axis,) = figure.axes
+    (picture,) = axis.get_images()
+    assert picture.get_array().shape == plotting.tile(images, 3)[..., 0].shape
+    assert [t.get_text() for t in axis.get_yticklabels()] == ["top", "bottom"]
+    assert list(axis.get_xticks()) == []
+
+
+def test_image_rows_stacks_sets_as_labelled_rows():
+    rows = [np.zeros((4, 5, 5, 1)), np.ones((4, 5, 5, 1))]
+    figure = plotting.image_rows(rows, ["data", "model"], title="pairs")
+    (axis,) = figure.axes
+    canvas = axis.get_images()[0].get_array()
+    assert canvas.shape == (2 * 6 + 1, 4 * 6 + 1)
+    assert canvas[1, 1] == 0.0 and canvas[1 + 6, 1] == 1.0  # first row data, second model
+    assert [t.get_text() for t in axis.get_yticklabels()] == ["data", "model"]
+    assert axis.get_title() == "pairs"
+
+
+def test_plot_history_draws_each_key_against_epochs_from_one():
+    history = {"loss": [3.0, 2.0, 1.0], "val_loss": [4.0, 3.5, 3.0]}
+    figure = plotting.plot_history(history, ["loss", "val_loss"], title="t", logy=True)
+    (axis,) = figure.axes
+    assert [line.get_label() for line in axis.lines] == ["loss", "val_loss"]
+    assert list(axis.lines[1].get_xdata()) == [1, 2, 3]
+    assert list(axis.lines[1].get_ydata()) == [4.0, 3.5, 3.0]
+    assert axis.get_yscale() == "log" and axis.get_xlabel() == "epoch"
+
+
+def test_class_balance_has_one_bar_per_class_and_split():
+    labels = {"train": np.array([0, 0, 1, 2, 2, 2]), "test": np.array([1, 2])}
+    figure = plotting.class_balance(labels)
+    (axis,) = figure.axes
+    heights = [[bar.get_height() for bar in container] for container in axis.containers]
+    assert heights == [[2, 1, 3], [0, 1, 1]]
+    assert [t.get_text() for t in axis.get_xticklabels()] == ["0", "1", "2"]
+    assert [t.get_text() for t in axis.get_legend().get_texts()] == ["train", "test"]
+    assert (axis.get_xlabel(), axis.get_ylabel()) == ("class", "images")
+
+
+def test_scatter_2d_plots_points_centres_and_limits():
+    points = np.array([[0.0, 0.0], [1.0, 1.0], [-1.0, 0.5]])
+    figure = plotting.scatter_2d(points, colours=[0, 1, 2], centres=[[0.0, 1.0]], limit=2,
+                                 title="ring")
+    (axis,) = figure.axes
+    dots, centres = axis.collections
+    np.testing.assert_array_equal(dots.get_offsets(), points)
+    np.testing.assert_array_equal(centres.get_offsets(), [[0.0, 1.0]])
+    assert axis.get_xlim() == (-2, 2) and axis.get_ylim() == (-2, 2)
+    assert axis.get_title() == "ring"
+

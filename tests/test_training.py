@@ -1,9 +1,10 @@
-"""companion.training: the SampleGrid and EpochTimer callbacks."""
+"""companion.training: the EveryEpochs base, SampleGrid and EpochTimer callbacks."""
 
 import numpy as np
 import pytest
 
-from companion.training import EpochTimer, SampleGrid
+from companion import training
+from companion.training import EpochTimer, EveryEpochs, SampleGrid
 
 
 class _Counter:
@@ -27,6 +28,25 @@ def test_sample_grid_records_before_training_and_every_epochs():
     assert callback.epochs == [0, 2, 4]
     assert model.calls == [7, 7, 7]
     assert [g.shape for g in callback.grids] == [(4, 28, 28, 1)] * 3
+    assert [float(g[0, 0, 0, 0]) for g in callback.grids] == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_a_second_fit_adds_no_second_record_before_training():
+    model = _Counter()
+    callback = SampleGrid(num=2, seed=0)
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0)
+    callback.on_train_begin()  # e.g. a resumed run
+    callback.on_epoch_end(1)
+    assert callback.epochs == [0, 1, 2] and len(callback.grids) == 3
+
+
+def test_every_epochs_requires_record():
+    callback = EveryEpochs()
+    with pytest.raises(NotImplementedError, match="EveryEpochs must implement record"):
+        callback.on_train_begin()
+    assert callback.epochs == []
 
 
 def test_sample_grid_rejects_bad_arguments():
@@ -36,9 +56,24 @@ def test_sample_grid_rejects_bad_arguments():
         SampleGrid(every=-1)
 
 
-def test_epoch_timer_sums_epochs():
+def test_epoch_timer_records_each_epochs_wall_time(monkeypatch):
+    clock = iter([10.0, 11.5, 20.0, 22.5, 30.0, 30.25])
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
     timer = EpochTimer()
     for epoch in range(3):
         timer.on_epoch_begin(epoch)
         timer.on_epoch_end(epoch)
-    assert len(timer.seconds) == 3 and timer.total >= 0.0
+    assert timer.seconds == [1.5, 2.5, 0.25]
+    assert timer.total == 4.25
+
+
+def test_every_epochs_can_skip_the_record_before_training():
+    class Epochs(EveryEpochs):
+        def record(self, epoch):
+            pass
+
+    callback = Epochs(every=3, at_start=False)
+    callback.on_train_begin()
+    for epoch in range(7):
+        callback.on_epoch_end(epoch)
+    assert callback.epochs == [3, 6]

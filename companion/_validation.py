@@ -117,3 +117,16 @@ def check_image_shape(image_shape, multiple_of=1):
         raise ValueError(f"`image_shape` must have height and width divisible by "
                          f"{multiple_of}; got {image_shape!r}.")
     return tuple(int(s) for s in shape)
+
+
+def check_binary(images, name="images", shape=None):
+    """Return `images` (checked by :func:`check_images`) if every value is 0 or 1.
+
+    >>> check_binary([[[[0.0], [1.0]]]]).shape
+    (1, 1, 2, 1)
+    """
+    images = check_images(images, name=name, shape=shape)
+    if not np.isin(images, (0.0, 1.0)).all():
+        raise ValueError(f"`{name}` must be binary (values 0 and 1); load the images with "
+                         "companion.data.load(..., value_range='binary').")
+    return images

@@ -215,7 +215,7 @@ def grid_picture(images, columns=8, scale=2):
     pixels = np.round(np.clip(canvas, 0.0, 1.0) * 255).astype("uint8")
     picture = Image.fromarray(pixels)  # uint8, two axes: mode "L"
     return picture.resize((picture.width * scale, picture.height * scale),
-                          Image.NEAREST)
+                          Image.Resampling.NEAREST)
 
 
 def save_png(path, images, columns=8, scale=2):

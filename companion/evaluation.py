@@ -37,7 +37,7 @@ from scipy.stats import entropy
 
 from companion import data
 from companion.checkpoint import atomic_path
-from companion._validation import check_choice, check_images, check_int
+from companion._validation import check_binary, check_choice, check_images, check_int
 
 CLASSIFIER_VERSION = "v1"
 IMAGE_SHAPE = (28, 28, 1)
@@ -552,7 +552,7 @@ class IndependentBernoulli:
 
     def fit(self, binary_images):
         """Fit per-pixel marginals to `(N, H, W, C)` images in {0, 1}; return self."""
-        images = _check_binary(binary_images, "binary_images")
+        images = check_binary(binary_images, "binary_images")
         if len(images) < 1:
             raise ValueError("`binary_images` needs at least 1 image; got 0.")
         counts = images.sum(axis=0, dtype="float64")
@@ -562,7 +562,7 @@ class IndependentBernoulli:
     def log_likelihood(self, x):
         """Per-image log p(x) in nats, float64 `(N,)`, for `x` in {0, 1}."""
         probabilities = self._fitted()
-        x = _check_binary(x, "x", shape=probabilities.shape).astype("float64")
+        x = check_binary(x, "x", shape=probabilities.shape).astype("float64")
         terms = x * np.log(probabilities) + (1.0 - x) * np.log1p(-probabilities)
         return terms.reshape(len(x), -1).sum(axis=1)
 
@@ -579,15 +579,6 @@ class IndependentBernoulli:
             raise ValueError("This IndependentBernoulli is not fitted; call fit() first.")
         return self.probabilities
 
-
-def _check_binary(images, name, shape=None):
-    images = check_images(images, name=name, shape=shape)
-    if not np.isin(images, (0.0, 1.0)).all():
-        raise ValueError(
-            f"`{name}` must be binary (values 0 and 1); load data with "
-            "companion.data.load(..., value_range='binary')."
-        )
-    return images
 
 
 def bernoulli_baseline(dataset="mnist10k", seed=0):

@@ -59,7 +59,7 @@ TWO_DEVICE_SCRIPT = textwrap.dedent("""
         "max_update": max(float(np.abs(a - b).max())
                           for a, b in zip(single, initial_1)),
     }
-    run = cli.train("rnn", sys.argv[1], epochs=1, batch_size=32, width=8,
+    run = cli.train("rnn", sys.argv[1], epochs=1, batch_size=32, size=8,
                     limit=63, distribute=True, verbose=0)
     result["cli_devices"] = run["config"]["devices"]
     result["cli_epochs"] = len(run["history"]["loss"])
@@ -67,7 +67,7 @@ TWO_DEVICE_SCRIPT = textwrap.dedent("""
                         verbose=0)
     result["resumed_epochs"] = len(resumed["history"]["loss"])
     try:
-        cli.train("rnn", sys.argv[1] + "-odd", batch_size=33, width=8, limit=64,
+        cli.train("rnn", sys.argv[1] + "-odd", batch_size=33, size=8, limit=64,
                   distribute=True, verbose=0)
     except ValueError as error:
         result["odd_batch_error"] = str(error)

@@ -29,6 +29,7 @@ import numpy as np
 from keras import ops
 
 from companion import losses
+from companion.models._saving import config_with_networks, from_config_with_networks
 from companion._validation import (check_choice, check_image_shape, check_images,
                                   check_int)
 
@@ -607,21 +608,13 @@ class GAN(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "generator": keras.saving.serialize_keras_object(self.generator),
-            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-            "latent_dim": self.latent_dim,
-            "generator_loss": self.generator_loss,
-            "seed": self.seed,
-        })
-        return config
+        config.update(latent_dim=self.latent_dim, generator_loss=self.generator_loss,
+                      seed=self.seed)
+        return config_with_networks(config, self, ("generator", "discriminator"))
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return from_config_with_networks(cls, config, ("generator", "discriminator"))
 
 
 def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],

@@ -39,7 +39,7 @@ import numpy as np
 from keras import ops
 
 from companion import losses
-from companion._validation import (check_choice, check_image_shape, check_images,
+from companion._validation import (check_binary, check_choice, check_image_shape, check_images,
                                    check_int)
 
 VALUE_RANGE = "binary"
@@ -256,7 +256,7 @@ class RowRNN(keras.Model):
         if any(item is not None for item in extra):
             raise ValueError(f"RowRNN takes images only (`{name}` without targets or "
                              f"sample weights): the targets are the images themselves.")
-        return _check_binary(x, self.image_shape, name)
+        return check_binary(x, name, shape=self.image_shape)
 
     def fit(self, x=None, y=None, validation_data=None, **kwargs):
         """Train on binary images `(N, H, W, C)`; `y` must stay None.
@@ -323,7 +323,7 @@ class RowRNN(keras.Model):
         >>> model.log_likelihood(np.zeros((3, 28, 28, 1), "float32")).shape
         (3,)
         """
-        images = _check_binary(images, self.image_shape)
+        images = check_binary(images, shape=self.image_shape)
         logits = self.logits(images, batch_size)
         nll = losses.autoregressive_nll(self._rows(images), self._rows(logits))
         return -np.asarray(nll, dtype="float64")
@@ -457,21 +457,13 @@ class RowRNN(keras.Model):
         >>> bool((model.complete(top, 14, seed=0)[:, :14] == 1).all())
         True
         """
-        images = _check_binary(images, self.image_shape)
+        images = check_binary(images, shape=self.image_shape)
         rows_given = check_int("rows_given", rows_given, minimum=0)
         if rows_given > self.image_shape[0]:
             raise ValueError(f"`rows_given` must be <= the image height "
                              f"{self.image_shape[0]}; got {rows_given}.")
         rows = images.reshape((len(images), self.image_shape[0], self.row_size))
         return self._generate(rows, rows_given, seed, temperature)
-
-
-def _check_binary(images, image_shape, name="images"):
-    images = check_images(images, name, shape=image_shape)
-    if not np.isin(images, (0.0, 1.0)).all():
-        raise ValueError(f"`{name}` must be binary (values in {{0, 1}}); load them with "
-                         "companion.data.load(..., value_range='binary').")
-    return images
 
 
 def make_model(image_shape=(28, 28, 1), cell="lstm", units=BOOK_CONFIG["units"],

@@ -45,6 +45,8 @@ from keras import ops
 from scipy.special import expit
 
 from companion import evaluation, losses
+from companion.models._saving import config_with_networks, from_config_with_networks
+from companion.training import EveryEpochs
 from companion._validation import check_image_shape, check_images, check_int
 
 VALUE_RANGE = "binary"
@@ -708,20 +710,12 @@ class VAE(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "beta": self.beta,
-            "seed": self.seed,
-        })
-        return config
+        config.update(beta=self.beta, seed=self.seed)
+        return config_with_networks(config, self, ("encoder", "decoder"))
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return from_config_with_networks(cls, config, ("encoder", "decoder"))
 
 
 class KLWarmup(keras.callbacks.Callback):
@@ -765,7 +759,7 @@ class KLWarmup(keras.callbacks.Callback):
         self.weights.append(weight)
 
 
-class KLPerDimension(keras.callbacks.Callback):
+class KLPerDimension(EveryEpochs):
     """Record the mean KL of each latent dimension on fixed images during ``fit``.
 
     After every `every` epochs it appends ``model.kl_per_dimension(images)``
@@ -792,17 +786,13 @@ class KLPerDimension(keras.callbacks.Callback):
     """
 
     def __init__(self, images, every=1):
-        super().__init__()
+        super().__init__(every, at_start=False)
         self.images = check_images(images, "images")
-        self.every = check_int("every", every)
         self.history = []
-        self.epochs = []
 
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
-            per_dimension = self.model.kl_per_dimension(self.images)
-            self.history.append([float(kl) for kl in per_dimension])
-            self.epochs.append(epoch + 1)
+    def record(self, epoch):
+        per_dimension = self.model.kl_per_dimension(self.images)
+        self.history.append([float(kl) for kl in per_dimension])
 
 
 def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],

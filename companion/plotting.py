@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-# The book's figure style; :func:`companion.environment.use_book_defaults` applies it.
 STYLE = {"figure.dpi": 100, "savefig.dpi": 100}
+"""The book's figure style (matplotlib ``rcParams``); :func:`companion.environment.use_book_defaults` applies it."""
 
 
 def _pyplot():
@@ -114,20 +114,12 @@ def save_animation(frames, path, columns=8, duration_ms=300, scale=3):
     """
     import pathlib
 
-    from PIL import Image
-
-    from companion.checkpoint import atomic_path
+    from companion.checkpoint import atomic_path, grid_picture
 
     frames = list(frames)
     if not frames:
         raise ValueError("`frames` is empty; record at least one grid.")
-    pictures = []
-    for frame in frames:
-        frame = np.asarray(frame, dtype="float32")
-        canvas = tile(frame, columns) if frame.ndim == 4 else frame
-        pixels = (np.clip(canvas[..., 0], 0, 1) * 255).round().astype("uint8")
-        pixels = np.kron(pixels, np.ones((scale, scale), dtype="uint8"))
-        pictures.append(Image.fromarray(pixels))
+    pictures = [grid_picture(frame, columns=columns, scale=scale) for frame in frames]
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:

@@ -60,7 +60,11 @@ within(typeset, 60, "MathJax typesetting").then(async () => {
     await new Promise((ok) => setTimeout(ok, 100));
   }
   const skip = "pre, code, script, style, textarea, mjx-container, .MathJax";
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let waited = 0; document.readyState !== "complete" && waited < 100; waited++) {
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  const walker = document.createTreeWalker(document.body || document.documentElement,
+                                           NodeFilter.SHOW_TEXT);
   const text = [];
   while (walker.nextNode()) {
     const parent = walker.currentNode.parentElement;
@@ -167,6 +171,7 @@ def reports(site, server, browser):
     results = {}
     for page in _pages(site):
         for _attempt in range(2):  # a second chance for a page slowed by a busy machine
+            browser.get_log("browser")  # drop what an earlier attempt or page logged
             try:
                 browser.get(server + page)
                 report = browser.execute_async_script(PAGE_REPORT_JS)

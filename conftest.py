@@ -1,4 +1,6 @@
-"""Test session set-up: keep every cache out of the user's home.
+"""Test session set-up for every pytest run in the repository (tests, the
+package's doctests, nbval over the notebooks): keep every cache out of the
+user's home.
 
 Tests, doctests and the notebooks nbval runs (their kernels inherit this
 process's environment) keep the reference classifier and JAX's compiled
@@ -11,7 +13,7 @@ run reads compiled programs instead of compiling them again.
 import os
 import pathlib
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parent
 
 os.environ.setdefault("COMPANION_CACHE_DIR", str(ROOT / ".cache"))
 os.environ.setdefault("KERAS_BACKEND", "jax")

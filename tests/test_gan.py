@@ -308,7 +308,8 @@ def test_fit_accepts_a_python_generator_of_batches(digits):
         for start in range(0, 96, 32):
             yield wrap(digits[start:start + 32])
 
-    history = model.fit(batches(lambda batch: (batch,)), epochs=1, verbose=0, shuffle=False)
+    history = model.fit(batches(lambda batch: (batch,)), epochs=1, verbose=0, shuffle=False,
+                        steps_per_epoch=3)
     assert np.isfinite(history.history["d_loss"]).all()
     with pytest.raises(ValueError, match="tuple"):  # Keras' own clear message
         model.fit(batches(lambda batch: batch), epochs=1, verbose=0, shuffle=False)

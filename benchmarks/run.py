@@ -47,6 +47,8 @@ from companion import models  # noqa: E402
 FAMILIES = models.FAMILIES
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"
 RESULTS_MARKDOWN = ROOT / "book" / "appendix" / "performance_results.md"
+TIMES_FOLDER = ROOT / "book" / "appendix" / "times"
+"""The time-to-run tables the chapter index pages and the Performance page include."""
 QUICK_DIR = ROOT / "benchmarks" / "out"
 FULL_MATMUL = (flops.MATMUL_SIZES, 7)
 """Matrix sides and timed calls of the matmul peak in a full run."""
@@ -125,11 +127,13 @@ def main(argv=None):
     parser.add_argument("--from-json", metavar="PATH",
                         help="measure nothing: rewrite the Markdown from a results file")
     parser.add_argument("--markdown", help="output Markdown table")
+    parser.add_argument("--times", help="folder for the time-to-run tables (default: "
+                        "book/appendix/times, benchmarks/out/times with --quick)")
     args = parser.parse_args(argv)
     if args.from_json:
         results = json.loads(pathlib.Path(args.from_json).read_text())
         markdown_path = pathlib.Path(args.markdown or RESULTS_MARKDOWN)
-        markdown_path.write_text(report.to_markdown(results) + "\n")
+        report.write_markdown(results, markdown_path, args.times or TIMES_FOLDER)
         print(f"wrote {markdown_path}")
         return 0
     notebooks = args.notebooks[0] if args.notebooks in (
@@ -140,7 +144,8 @@ def main(argv=None):
     folder = QUICK_DIR if args.quick else None
     json_path = args.json or (folder / "results.json" if folder else RESULTS_JSON)
     markdown_path = args.markdown or (folder / "results.md" if folder else RESULTS_MARKDOWN)
-    report.write_results(results, json_path, markdown_path)
+    times = args.times or (folder / "times" if folder else TIMES_FOLDER)
+    report.write_results(results, json_path, markdown_path, times)
     print(f"wrote {json_path} and {markdown_path}")
     return 0
 

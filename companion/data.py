@@ -217,21 +217,17 @@ def _read_image_file(dataset, split):
         names = ", ".join(repr(n) for n in NAMES)
         raise ValueError(f"`dataset` must be one of {names} or an existing .npy/.npz "
                          f"file; got {dataset!r}.")
-    try:
-        if path.suffix == ".npy":
-            if split != "train":
-                raise ValueError(f"`dataset`={dataset!r} is a .npy file: it has no "
-                                 f"{split!r} split (use a .npz with x_{split}).")
+    if path.suffix == ".npz":
+        (array,) = _npz_arrays(path, [f"x_{split}"], "dataset")
+    elif split != "train":
+        raise ValueError(f"`dataset`={dataset!r} is a .npy file: it has no "
+                         f"{split!r} split (use a .npz with x_{split}).")
+    else:
+        try:
             array = np.load(path, allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                if f"x_{split}" not in archive.files:
-                    raise ValueError(f"`dataset`={dataset!r} has no array "
-                                     f"'x_{split}'; it has {sorted(archive.files)}.")
-                array = archive[f"x_{split}"]
-    except (OSError, EOFError) as error:
-        raise ValueError(f"`dataset`={dataset!r} is not a readable numpy file "
-                         f"({error}).") from error
+        except (OSError, EOFError) as error:
+            raise ValueError(f"`dataset`={dataset!r} is not a readable numpy file "
+                             f"({error}).") from error
     if array.dtype == np.uint8:
         array = array.astype("float32") / 255.0
     if array.ndim == 3:
@@ -274,14 +270,26 @@ def _read_local(path, split):
             f"`path`={str(path)!r} does not exist. Give a .npz file with x_train, "
             "y_train, x_test, y_test, or a folder with the four IDX files."
         )
-    with np.load(path) as archive:
-        missing = {f"x_{split}", f"y_{split}"} - set(archive.files)
-        if missing:
-            raise ValueError(
-                f"`path`={str(path)!r} lacks the arrays {sorted(missing)}; "
-                f"it has {sorted(archive.files)}."
-            )
-        return archive[f"x_{split}"], archive[f"y_{split}"]
+    return _npz_arrays(path, [f"x_{split}", f"y_{split}"], "path")
+
+
+def _npz_arrays(path, names, argument):
+    """The arrays `names` of the .npz file `path`, the function's `argument`.
+
+    Every .npz this module reads goes through here, so a missing array or an
+    unreadable file gets the same error, naming the argument and the file.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = sorted(set(names) - set(archive.files))
+            if missing:
+                raise ValueError(f"`{argument}`={str(path)!r} has no array "
+                                 f"{', '.join(repr(m) for m in missing)}; it has "
+                                 f"{sorted(archive.files)}.")
+            return [archive[name] for name in names]
+    except (OSError, EOFError) as error:
+        raise ValueError(f"`{argument}`={str(path)!r} is not a readable numpy file "
+                         f"({error}).") from error
 
 
 def _read_idx_folder(folder, split):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import flops, notebooks, report, throughput
+from benchmarks import flops, machine, notebooks, report, throughput
 from benchmarks import run as bench
 from companion.models import rnn
 
@@ -85,17 +85,57 @@ def test_quick_run_writes_json_and_markdown(quick):
         assert f"| {family} |" in text
 
 
+def _timed(seconds, peak_mib=100.0):
+    return {"seconds": seconds, "peak_mib": peak_mib, "ok": True,
+            "load_before": [1.0, 1.0, 1.0]}
+
+
+def _book(first, again):
+    """A notebooks result of two notebooks in two chapters, with these seconds."""
+    rows = [{"notebook": f"book/0{i}_x/n{i}.ipynb", "chapter": f"0{i}_x",
+             "first": _timed(f), "again": _timed(a)}
+            for i, (f, a) in enumerate(zip(first, again), start=1)]
+    return {"notebooks": rows,
+            "total_seconds": {"first": sum(first), "again": sum(again)},
+            "max_peak_mib": {"first": 100.0, "again": 100.0}}
+
+
 @pytest.mark.slow
 def test_markdown_marks_missed_targets(quick):
     results, _ = quick
     slow = json.loads(json.dumps(results))
     slow["families"][0]["fit_over_raw"] = 0.5
-    slow["notebooks"] = {"notebooks": [
-        {"notebook": "book/x.ipynb", "seconds": 120.0, "peak_mib": 100.0, "ok": True,
-         "load_before": [1.0, 1.0, 1.0]}], "total_seconds": 120.0}
+    slow["notebooks"] = _book(first=[120.0, 30.0], again=[80.0, 20.0])
     text = report.to_markdown(slow)
     assert "0.500 (**no**)" in text
-    assert "120.0 (**no**)" in text and "100 (yes)" in text
+    assert "| 120.0 (**no**) | 80.0 (yes) | 100 (yes) |" in text
+
+
+def test_time_tables_by_chapter_and_for_the_book():
+    results = {"date": "2026-12-02 06:00 UTC", "machine": {"usable_cores": 2},
+               "notebooks": _book(first=[120.0, 500.0], again=[80.0, 9.5])}
+    tables = report.chapter_times(results)
+    assert sorted(tables) == ["01_x", "02_x"]
+    assert "| {doc}`n1` | 120 s | 80 s | not measured yet |" in tables["01_x"]
+    assert "| {doc}`n2` | 500 s | 9.5 s |" in tables["02_x"]
+    book = report.book_times(results)
+    assert "| {doc}`../01_x/index` | {doc}`../01_x/n1` 120 / 80 s | 120 / 80 s |" in book
+    assert "**620 s** on a first run and **90 s** on a second" in book
+    assert ("a first run: missed, `book/01_x/n1.ipynb` took 120 s, `book/02_x/n2.ipynb` "
+            "took 500 s, the book took 10.3 minutes; a second run: all met.") in book
+
+
+def test_write_markdown_writes_the_time_tables(tmp_path):
+    results = {"date": "2026-12-02 06:00 UTC", "quick": False, "load_start": [1, 1, 1],
+               "load_end": [1, 1, 1], "families": [],
+               "machine": machine.machine(),
+               "matmul": {"repeats": 1, "sizes": [], "peak_gflops": 1.0},
+               "notebooks": _book(first=[10.0, 20.0], again=[5.0, 6.0])}
+    report.write_markdown(results, tmp_path / "results.md", tmp_path / "times")
+    assert sorted(p.name for p in (tmp_path / "times").iterdir()) == [
+        "01_x.md", "02_x.md", "book.md"]
+    assert "| `book/02_x/n2.ipynb` | 20.0 (yes) | 6.0 (yes) |" in (
+        tmp_path / "results.md").read_text()
 
 
 @pytest.mark.slow
@@ -104,17 +144,19 @@ def test_execute_notebook_reports_time_memory_and_passes_the_cache(tmp_path):
     notebook.write_text(json.dumps({
         "cells": [{"cell_type": "code", "execution_count": None, "metadata": {},
                    "outputs": [], "source": "import os\n"
-                   "print(os.environ.get('JAX_COMPILATION_CACHE_DIR'))"}],
+                   "print(os.environ.get('COMPANION_CACHE_DIR'), "
+                   "os.environ.get('COMPANION_JAX_CACHE'))"}],
         "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
-    result = notebooks.execute_notebook(notebook, cache_dir=tmp_path / "cache")
+    result = notebooks.execute_notebook(notebook, tmp_path / "cache", jax_cache=False)
     assert result["ok"] and result["seconds"] > 0 and result["peak_mib"] > 0
     output = json.loads(notebook.read_text())["cells"][0]["outputs"][0]["text"]
-    assert str(tmp_path / "cache") in "".join(output)
+    assert f"{tmp_path / 'cache'} 0" in "".join(output)
 
 
 @pytest.mark.slow
 def test_from_json_rewrites_the_same_markdown(quick, tmp_path):
     results, folder = quick
     assert bench.main(["--from-json", str(folder / "results.json"),
-                       "--markdown", str(tmp_path / "again.md")]) == 0
+                       "--markdown", str(tmp_path / "again.md"),
+                       "--times", str(tmp_path / "times")]) == 0
     assert (tmp_path / "again.md").read_text() == (folder / "results.md").read_text()

@@ -4,9 +4,10 @@
     python tools/notebooks.py execute [NB ...]     # re-execute in place (all by default)
     python tools/notebooks.py check                # list every convention problem
 
-`execute` runs each notebook in a fresh kernel, top to bottom, from its own
-folder, stores the outputs (execution counts 1..n) and prints its wall time and
-the kernel's peak resident memory.
+`execute` runs each notebook (by default all of them, in the reading order of
+`_toc.yml`) in a fresh kernel, top to bottom, from its own folder, stores the
+outputs (execution counts 1..n) and prints its wall time and the kernel's peak
+resident memory.
 
 The conventions `check` (and `tests/test_notebooks.py`) enforce:
 
@@ -100,10 +101,16 @@ def bootstrap_source():
 
 
 def all_notebooks():
-    return sorted(
+    """Every notebook of the book in reading order (that of `_toc.yml`), then any
+    notebook the table of contents does not list, sorted."""
+    found = sorted(
         p for p in BOOK.rglob("*.ipynb")
         if ".ipynb_checkpoints" not in p.parts and "_build" not in p.parts
     )
+    toc = ROOT / "_toc.yml"
+    names = re.findall(r"file:\s*(\S+)", toc.read_text()) if toc.exists() else []
+    listed = [ROOT / f"{name}.ipynb" for name in names]
+    return [p for p in listed if p in found] + [p for p in found if p not in listed]
 
 
 def code_cells(notebook):

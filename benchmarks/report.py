@@ -193,23 +193,23 @@ def chapter_times(results):
 
 
 def book_times(results):
-    """The whole book's time to run, by chapter, as Markdown for the Performance page."""
+    """The whole book's time to run, notebook by notebook, for the Performance page."""
     book = results["notebooks"]
     chapters = {}
     for r in book["notebooks"]:
         chapters.setdefault(r["chapter"], []).append(r)
     cores = results["machine"]["usable_cores"]
-    lines = [f"| Chapter | Notebooks (CPU, {cores} cores: first run / again) | "
-             "Chapter total, first / again | Colab GPU |",
-             "|---|---|---:|---|"]
+    lines = [f"| Chapter (total: first run / again) | Notebook | CPU, {cores} cores: "
+             "first run | again |",
+             "|---|---|---:|---:|"]
     for chapter, rows in chapters.items():
-        parts = ", ".join(
-            f"{{doc}}`../{chapter}/{pathlib.Path(r['notebook']).stem}` "
-            f"{r['first']['seconds']:.0f} / {r['again']['seconds']:.0f} s" for r in rows)
         first = sum(r["first"]["seconds"] for r in rows)
         again = sum(r["again"]["seconds"] for r in rows)
-        lines.append(f"| {{doc}}`../{chapter}/index` | {parts} | "
-                     f"{first:.0f} / {again:.0f} s | not measured yet |")
+        for i, r in enumerate(rows):
+            cell = f"{{doc}}`../{chapter}/index` ({first:.0f} / {again:.0f} s)" if i == 0 else ""
+            lines.append(f"| {cell} | {{doc}}`../{chapter}/{pathlib.Path(r['notebook']).stem}` | "
+                         f"{_seconds(r['first']['seconds'])} | "
+                         f"{_seconds(r['again']['seconds'])} |")
     total, peak = book["total_seconds"], max(book["max_peak_mib"].values())
     lines += [
         "",
@@ -221,9 +221,7 @@ def book_times(results):
             f"{label}: " + ("missed, " + ", ".join(misses) if misses else "all met")
             for label, misses in (("a first run", budget_misses(book, "first")),
                                   ("a second run", budget_misses(book, "again"))))
-        + ".",
-        "",
-        _measured_on(results),
+        + f". Measured {results['date'][:10]} with `python -m benchmarks.run`.",
     ]
     return "\n".join(lines) + "\n"
 

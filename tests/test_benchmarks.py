@@ -119,7 +119,7 @@ def test_time_tables_by_chapter_and_for_the_book():
     assert "| {doc}`n1` | 120 s | 80 s | not measured yet |" in tables["01_x"]
     assert "| {doc}`n2` | 500 s | 9.5 s |" in tables["02_x"]
     book = report.book_times(results)
-    assert "| {doc}`../01_x/index` | {doc}`../01_x/n1` 120 / 80 s | 120 / 80 s |" in book
+    assert "| {doc}`../01_x/index` (120 / 80 s) | {doc}`../01_x/n1` | 120 s | 80 s |" in book
     assert "**620 s** on a first run and **90 s** on a second" in book
     assert ("a first run: missed, `book/01_x/n1.ipynb` took 120 s, `book/02_x/n2.ipynb` "
             "took 500 s, the book took 10.3 minutes; a second run: all met.") in book

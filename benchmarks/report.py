@@ -80,7 +80,9 @@ def to_markdown(results):
             "",
             "Throughputs are the best epoch after the first (compiling) one, over "
             f"{results['families'][0]['images']} images an epoch; the medians are in "
-            "`benchmarks/results.json`.",
+            "`benchmarks/results.json`. A fit / raw above 1 (a negative extra time) "
+            "means fit's best epoch happened to be faster than the raw loop's: the "
+            "two differ by less than the run-to-run variation.",
             "",
         ]
         trials = [r for r in results["families"] if r.get("steps_per_execution_trial")]
@@ -161,12 +163,15 @@ def notebook_table(book):
 def _measured_on(results):
     m = results["machine"]
     return (f"Measured {results['date'][:10]} with `python -m benchmarks.run` on "
-            f"{m['usable_cores']} CPU cores, the notebooks in reading order, each top "
-            "to bottom in a fresh kernel. *First run*: a fresh machine, so JAX "
-            "compiles every program, and the first notebook that uses the reference "
-            "classifier of the sample scores trains it (later ones load it); *again*: a "
-            "second run, which reads the compiled programs from the cache that the "
-            "bootstrap cell turns on.")
+            f"{m['usable_cores']} CPU cores, the whole book in reading order, each "
+            "notebook top to bottom in a fresh kernel. *First run*: on a fresh "
+            "machine, where JAX compiles the notebook's programs; *again*: a second "
+            "run, which reads them from the compilation cache that the first cell "
+            "turns on. The reference classifier that scores samples is trained once, in "
+            "the first run of the first chapter's data notebook, and loaded by later "
+            "notebooks; one that needs it and runs first on a fresh machine trains it "
+            "itself, which adds to its first run. On a Colab GPU these notebooks have not been measured yet. The "
+            "{doc}`../appendix/performance` appendix says how to make them faster.")
 
 
 def chapter_times(results):
@@ -182,12 +187,12 @@ def chapter_times(results):
     cores = results["machine"]["usable_cores"]
     tables = {}
     for chapter, rows in chapters.items():
-        lines = [f"| Notebook | CPU, {cores} cores: first run | again | Colab GPU |",
-                 "|---|---:|---:|---|"]
+        lines = [f"| Notebook | CPU, {cores} cores: first run | again |",
+                 "|---|---:|---:|"]
         for r in rows:
             lines.append(f"| {{doc}}`{pathlib.Path(r['notebook']).stem}` | "
                          f"{_seconds(r['first']['seconds'])} | "
-                         f"{_seconds(r['again']['seconds'])} | not measured yet |")
+                         f"{_seconds(r['again']['seconds'])} |")
         tables[chapter] = "\n".join(lines + ["", _measured_on(results)]) + "\n"
     return tables
 

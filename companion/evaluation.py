@@ -67,8 +67,10 @@ def reference_classifier(dataset="mnist10k"):
     A small CNN (two strided 3x3 convolutions, a 64-unit feature layer, 10
     logits) trained deterministically (fixed initialiser seeds, a fixed
     shuffling and shifting of the data, no dropout) on the training split of
-    `dataset`: 20 passes with random shifts of up to 2 pixels for the digits,
-    which takes a few seconds on two CPU cores. The trained model is kept in
+    `dataset`, with random shifts of up to 2 pixels: 12 passes over the
+    9,000 ``mnist10k`` digits (about 15 s on two CPU cores, compilation
+    included), 20 over the small ``digits`` set, 2 over the full ``mnist`` and
+    3 over ``fashion_mnist``. The trained model is kept in
     memory and saved under :func:`companion.data.cache_dir` as
     ``reference_classifier_<dataset>_<version>.keras``, written atomically;
     later calls, in any process, load it.

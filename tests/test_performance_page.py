@@ -46,7 +46,7 @@ def test_fit_against_raw_loop(text, results):
     assert min(ratios) >= report.FIT_RAW_TARGET  # "every family met the target"
     assert f"fit / raw {ratios[0]:.3f}, {ratios[1]:.3f} and {ratios[2]:.3f}" in text
     extra = max(report.fit_overhead_ms(r) for r in rows.values())
-    assert f"at most {extra:.1f} ms to a step" in text
+    assert f"at most {extra:.2f} ms to a step" in text
 
 
 def test_fraction_of_the_matmul_peak(text, results):
@@ -59,7 +59,11 @@ def test_fraction_of_the_matmul_peak(text, results):
 def test_compilation_cache(text, results):
     book = results["notebooks"]
     saved = max(r["first"]["seconds"] - r["again"]["seconds"] for r in book["notebooks"])
-    assert f"up to {saved:.0f} s on one" in text
+    assert f"up to {saved:.0f} s on one notebook" in text
+    # "The three analysis notebooks and the FAQ gained nothing measurable"
+    no_gain = {r["chapter"] for r in book["notebooks"]
+               if r["again"]["seconds"] >= r["first"]["seconds"]}
+    assert no_gain == {"05_analysis", "06_faq"}
     cache = book["compilation_cache"]
     without, cold = cache["no_cache_seconds"], cache["cold_cache_seconds"]
     assert cold <= 1.05 * without  # "writing it costs nothing measurable"
@@ -71,8 +75,12 @@ def test_whole_book_time(text, results):
     book = results["notebooks"]
     assert all(r["first"]["seconds"] <= report.NOTEBOOK_SECONDS for r in book["notebooks"])
     first, again = (book["total_seconds"][name] / 60 for name in ("first", "again"))
-    assert (f"about {first:.0f} minutes on a machine's first run and {again:.0f} on a "
-            "second") in text
+    assert (f"the whole book in {first:.1f} minutes on a machine's first run and "
+            f"{again:.1f} on a second") in text
+    data = book["notebooks"][0]
+    assert data["notebook"] == "book/01_background/data.ipynb"
+    assert (f"its first run took {report._seconds(data['first']['seconds'])}, against "
+            f"{report._seconds(data['again']['seconds'])} on its second") in text
 
 
 def _runners(peers, family):
@@ -88,7 +96,8 @@ def test_peers_step_cost(text, peers):
     assert f"added at most about {added['vae']:.1f} ms (the VAE's)" in text
     assert round(tiny["gan"]["torch_eager"] / tiny["gan"]["jax_raw"]) == 4  # "about four times"
     assert tiny["vae"]["torch_eager"] > 2 * tiny["vae"]["jax_raw"]  # "more than twice"
-    assert tiny["rnn"]["torch_eager"] < tiny["rnn"]["jax_raw"]  # "slightly less in PyTorch"
+    less = 1 - tiny["rnn"]["torch_eager"] / tiny["rnn"]["jax_raw"]
+    assert round(less, 1) == 0.2 and "about 20 % less in PyTorch" in text
 
 
 def test_peers_throughput(text, peers):
@@ -100,6 +109,10 @@ def test_peers_throughput(text, peers):
     assert raw_gain <= 0.10  # "at most about 10 % faster than fit"
     fit_over_raw = [s["jax_fit"] / s["jax_raw"] for s in speed.values()]
     assert "reached {:.2f}, {:.2f} and {:.2f} of the raw loop's".format(*fit_over_raw) in text
+    assert "measured the ratio at {1:.2f} for the VAE and the row LSTM".format(
+        *fit_over_raw) in text and f"{fit_over_raw[2]:.2f}" == f"{fit_over_raw[1]:.2f}"
+    cost = round(100 * (1 - min(fit_over_raw)))
+    assert f"`fit` cost up to about {cost} % over a hand-written compiled loop" in text
     # torch.compile "slower than eager for the DCGAN and the VAE, about equal for the LSTM"
     assert speed["gan"]["torch_compiled"] < speed["gan"]["torch_eager"]
     assert speed["vae"]["torch_compiled"] < speed["vae"]["torch_eager"]
@@ -123,8 +136,12 @@ def test_run_to_run_variation(text, results):
     cache = book["compilation_cache"]
     first = next(r["first"]["seconds"] for r in book["notebooks"]
                  if r["notebook"] == cache["notebook"])
-    assert (f"with JAX's cache turned off it took {cache['no_cache_seconds']:.0f} s, "
-            f"against {first:.0f} s in the book's first run") in text
+    assert (f"with JAX's cache turned off it took {cache['no_cache_seconds']:.0f} s, and "
+            f"{cache['cold_cache_seconds']:.0f} s filling an empty cache, against "
+            f"{first:.0f} s in the book's first run") in text
+    slowest = max(cache["no_cache_seconds"], cache["cold_cache_seconds"], first)
+    assert report.NOTEBOOK_SECONDS - 2 < slowest <= report.NOTEBOOK_SECONDS
+    assert f"at {slowest:.0f} s, the DCGAN came within two seconds of it" in text
     closest = sorted(book["notebooks"], key=lambda r: r["first"]["seconds"])[-2:]
     assert {r["notebook"] for r in closest} == {"book/02_gan/dcgan.ipynb",
                                                 "book/03_vae/conv_vae.ipynb"}

@@ -164,6 +164,18 @@ def test_fit_lowers_the_negative_log_likelihood():
     assert model.evaluate(images, batch_size=32, verbose=0) == pytest.approx(after, rel=1e-4)
 
 
+def test_steps_per_execution_trains_the_same_weights_bit_for_bit():
+    images = _binary(64, seed=8)
+    weights = []
+    for steps in (1, 4):
+        model = rnn.make_model(image_shape=SHAPE, cell="lstm", units=8, seed=2,
+                               steps_per_execution=steps)
+        model.fit(images, epochs=2, batch_size=8, shuffle=False, verbose=0)
+        weights.append([np.asarray(w) for w in model.weights])
+    for one_step, four_steps in zip(*weights):
+        np.testing.assert_array_equal(one_step, four_steps)
+
+
 def test_evaluate_and_validation_report_the_exact_mean_nll():
     train, held_out = _binary(20, seed=6), _binary(13, seed=7)
     model = rnn.make_model(image_shape=SHAPE, cell="gru", units=8, learning_rate=0.0)

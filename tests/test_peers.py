@@ -8,7 +8,6 @@ the Performance page's sentences against the stored run (no PyTorch needed).
 """
 
 import json
-import pathlib
 
 import keras
 import numpy as np
@@ -27,7 +26,6 @@ except ImportError:  # the optional `peers` extra
 
 needs_torch = pytest.mark.skipif(
     torch is None, reason="PyTorch is the optional `peers` extra: pip install -e '.[peers]'")
-RESULTS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "peers_results.json"
 
 MODULES = {"gan": gan, "vae": vae, "rnn": rnn}
 
@@ -121,44 +119,5 @@ def test_the_timing_command_writes_a_table(tmp_path):
     rows = [line for line in markdown_path.read_text().splitlines()
             if line.startswith("| conv. VAE")]
     assert len(rows) == 2 and "PyTorch eager" in rows[1]
-    block = __import__("json").loads(json_path.read_text())["families"]["vae"]
+    block = json.loads(json_path.read_text())["families"]["vae"]
     assert block["images"] == 128 and block["runners"]["jax_raw"]["relative_to_first"] == 1.0
-
-
-def _results():
-    if not RESULTS.exists():
-        pytest.skip("no benchmarks/peers_results.json: run `python -m benchmarks.peers`")
-    return json.loads(RESULTS.read_text())
-
-
-def test_claims_of_the_performance_page_hold_for_the_stored_run():
-    """What book/appendix/performance.md says of the peers table, with margins."""
-    results = _results()
-    runners = {family: block["runners"] for family, block in results["families"].items()}
-    for family, row in runners.items():
-        eager = row["torch_eager"]["images_per_second"]
-        fit = row["jax_fit"]["images_per_second"]
-        assert 1.2 < eager / fit < 2.2, family                       # "1.3 to 1.8 times"
-        raw = row["jax_raw"]["images_per_second"]
-        assert 1.0 <= raw / fit < 1.1, family                          # "a few per cent"
-        assert row["jax_raw"]["tiny_step_ms"] < 2.0, family           # "under 2 ms"
-        assert row["jax_fit"]["tiny_step_ms"] - row["jax_raw"]["tiny_step_ms"] < 0.8, family
-        assert row["torch_compiled"]["first_epoch_seconds"] == max(
-            r["first_epoch_seconds"] for r in row.values()), family   # the most expensive
-        assert 3 < (row["jax_fit"]["first_epoch_seconds"]
-                    - row["torch_eager"]["first_epoch_seconds"]) < 9, family
-    gan_, vae_, rnn_ = (runners[f] for f in ("gan", "vae", "rnn"))
-    assert gan_["torch_eager"]["tiny_step_ms"] > 2.5 * gan_["jax_raw"]["tiny_step_ms"]
-    assert vae_["torch_eager"]["tiny_step_ms"] > 1.8 * vae_["jax_raw"]["tiny_step_ms"]
-    assert rnn_["torch_eager"]["tiny_step_ms"] < 1.3 * rnn_["jax_raw"]["tiny_step_ms"]
-    for row in (gan_, vae_):  # torch.compile slower than eager on the convolutional models
-        compiled = row["torch_compiled"]["images_per_second"]
-        assert compiled < row["torch_eager"]["images_per_second"]
-    ratio = (rnn_["torch_compiled"]["images_per_second"]
-             / rnn_["torch_eager"]["images_per_second"])
-    assert 0.9 < ratio < 1.1                                          # "about equal"
-    assert gan_["torch_compiled"]["first_epoch_seconds"] > 20         # "tens of seconds"
-    operations = results["operations"]
-    assert 2.0 < operations["lstm"]["jax_ms"] / operations["lstm"]["torch_ms"] < 3.0
-    for name in ("conv", "conv_transpose"):                          # "at most about 1.2"
-        assert operations[name]["jax_ms"] / operations[name]["torch_ms"] < 1.3

@@ -123,6 +123,7 @@ def test_peers_first_epoch_and_layers(text, peers):
     first = {f: {name: r["first_epoch_seconds"] for name, r in _runners(peers, f).items()}
              for f in FAMILIES}
     assert all(max(t, key=t.get) == "torch_compiled" for t in first.values())
+    assert first["gan"]["torch_compiled"] > 20  # "tens of seconds for the DCGAN"
     extra = [t["jax_fit"] - t["torch_eager"] for t in first.values()]
     assert f"about {min(extra):.1f} to {max(extra):.0f} seconds more" in text
     layers = {name: op["jax_ms"] / op["torch_ms"] for name, op in peers["operations"].items()}

@@ -6,8 +6,8 @@
 
 `execute` runs each notebook (by default all of them, in the reading order of
 `_toc.yml`) in a fresh kernel, top to bottom, from its own folder, stores the
-outputs (execution counts 1..n) and prints its wall time and the kernel's peak
-resident memory.
+outputs (execution counts 1..n) and prints its wall time, the kernel's peak
+resident memory and the load average before it started.
 
 The conventions `check` (and `tests/test_notebooks.py`) enforce:
 
@@ -29,6 +29,7 @@ The conventions `check` (and `tests/test_notebooks.py`) enforce:
 """
 
 import json
+import os
 import pathlib
 import re
 import resource
@@ -285,11 +286,18 @@ def execute_one(path):
 
 
 def execute(paths):
-    """Execute notebooks one by one, each in a fresh process; report time and memory."""
+    """Execute notebooks one by one, each in a fresh process; report time and memory.
+
+    Each row also gives the 1-minute load average before the notebook started:
+    a load near or above the number of cores means other processes shared the
+    CPU, and the wall time is longer than the machine's.
+    """
     paths = [pathlib.Path(p).resolve() for p in paths] or all_notebooks()
     total, failed = 0.0, []
-    print(f"{'notebook':48s} {'wall s':>8s} {'peak MiB':>9s}")
+    print(f"{'notebook':48s} {'wall s':>8s} {'peak MiB':>9s} {'load':>6s}   "
+          f"({os.cpu_count()} cores)")
     for path in paths:
+        load = os.getloadavg()[0]
         start = time.perf_counter()
         child = subprocess.run(
             [sys.executable, __file__, "_execute_one", str(path)],
@@ -300,7 +308,7 @@ def execute(paths):
         peak = _peak_mib(child.stdout)
         name = str(path.relative_to(ROOT))
         status = "" if child.returncode == 0 else "  FAILED"
-        print(f"{name:48s} {wall:8.1f} {peak:9.0f}{status}", flush=True)
+        print(f"{name:48s} {wall:8.1f} {peak:9.0f} {load:6.2f}{status}", flush=True)
         if child.returncode:
             failed.append(name)
             print(child.stderr[-3000:], file=sys.stderr)

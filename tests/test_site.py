@@ -223,6 +223,13 @@ def test_no_javascript_errors(reports):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_the_site_root_serves_a_favicon(site):
+    """Browsers ask every page without an icon link (the root redirect) for it."""
+    icon = site / "favicon.ico"
+    assert icon.is_file() and icon.read_bytes()[:4] == b"\x00\x00\x01\x00"
+
+
 def test_internal_links_and_anchors_resolve(site, server, reports):
     ids = _IdIndex(site)
     broken = {}

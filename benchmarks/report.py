@@ -174,6 +174,14 @@ def _measured_on(results):
             "{doc}`../appendix/performance` appendix says how to make them faster.")
 
 
+def _by_chapter(book):
+    """The notebook rows of `book` grouped by chapter folder, in reading order."""
+    chapters = {}
+    for r in book["notebooks"]:
+        chapters.setdefault(r["chapter"], []).append(r)
+    return chapters
+
+
 def chapter_times(results):
     """Each chapter's time-to-run table, as Markdown its index page includes.
 
@@ -181,12 +189,9 @@ def chapter_times(results):
         dict: chapter folder (``"02_gan"``) to Markdown; notebooks are linked
         with ``{doc}`` relative to the chapter's folder.
     """
-    chapters = {}
-    for r in results["notebooks"]["notebooks"]:
-        chapters.setdefault(r["chapter"], []).append(r)
     cores = results["machine"]["usable_cores"]
     tables = {}
-    for chapter, rows in chapters.items():
+    for chapter, rows in _by_chapter(results["notebooks"]).items():
         lines = [f"| Notebook | CPU, {cores} cores: first run | again |",
                  "|---|---:|---:|"]
         for r in rows:
@@ -200,14 +205,11 @@ def chapter_times(results):
 def book_times(results):
     """The whole book's time to run, notebook by notebook, for the Performance page."""
     book = results["notebooks"]
-    chapters = {}
-    for r in book["notebooks"]:
-        chapters.setdefault(r["chapter"], []).append(r)
     cores = results["machine"]["usable_cores"]
     lines = [f"| Chapter (total: first run / again) | Notebook | CPU, {cores} cores: "
              "first run | again |",
              "|---|---|---:|---:|"]
-    for chapter, rows in chapters.items():
+    for chapter, rows in _by_chapter(book).items():
         first = sum(r["first"]["seconds"] for r in rows)
         again = sum(r["again"]["seconds"] for r in rows)
         for i, r in enumerate(rows):

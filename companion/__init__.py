@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "checkpoint",
+    "claims",
     "cli",
     "comparison",
     "data",
@@ -32,6 +33,7 @@ _SUBMODULES = (
     "dynamics",
     "environment",
     "evaluation",
+    "inference",
     "losses",
     "models",
     "original",

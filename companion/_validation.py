@@ -130,3 +130,50 @@ def check_binary(images, name="images", shape=None):
         raise ValueError(f"`{name}` must be binary (values 0 and 1); load the images with "
                          "companion.data.load(..., value_range='binary').")
     return images
+
+
+# An int seed becomes a JAX key of two uint32 words; a seed must fit one of them.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed, name="seed"):
+    """Return `seed` as an int in [0, 2**32 - 1], or None (draw from the model's generator).
+
+    Every model's ``sample``, ``noise`` and evaluation method checks its seed
+    here, so a negative or huge seed gets the same error everywhere.
+
+    >>> check_seed(7), check_seed(None)
+    (7, None)
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: `seed` must be None or an integer in [0, 4294967295]; got -1.
+    """
+    if seed is None:
+        return None
+    if (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+            or not 0 <= seed <= MAX_SEED):
+        raise ValueError(f"`{name}` must be None or an integer in [0, {MAX_SEED}]; "
+                         f"got {seed!r}.")
+    return int(seed)
+
+
+def check_fit_data(x, name="x", shape=None, value_range=(0.0, 1.0)):
+    """Check what a model's `fit` or `evaluate` receives, the same way in every family.
+
+    An array (or a list or tuple of examples) is checked with
+    :func:`check_images` and returned as float32. Anything else (None, a
+    `tf.data.Dataset`, a `keras.utils.PyDataset`, a Python generator of
+    batches) is returned unchanged for Keras to read; Keras says what it
+    expects of those.
+
+    >>> import numpy as np
+    >>> check_fit_data(np.zeros((2, 28, 28, 1)), shape=(28, 28, 1)).dtype
+    dtype('float32')
+    >>> batches = (np.zeros((2, 28, 28, 1)) for _ in range(3))
+    >>> check_fit_data(batches) is batches
+    True
+    """
+    if isinstance(x, (list, tuple)) or hasattr(x, "__array__"):
+        return check_images(x, name, shape=shape, value_range=value_range)
+    return x

@@ -12,6 +12,14 @@ Loading is strict: a missing or unreadable checkpoint raises
 :class:`CheckpointError` with the path and what to do, not a stack trace
 from the zip reader.
 
+Two files cannot be renamed at once, so what must change together with the
+model goes inside its archive: :func:`save_model` stores an optional JSON
+`metadata` dict as one more member of the ``.keras`` file (Keras ignores it),
+and :func:`read_metadata` reads it back. The command line keeps a run's
+history there, so the history always describes the saved model, even when a
+run is killed between two files. Image files are written by
+:mod:`companion.plotting` (with :func:`atomic_path`).
+
 Example:
 
 >>> import pathlib, tempfile
@@ -69,12 +77,19 @@ def atomic_path(path):
         raise
 
 
-def save_model(model, path):
+METADATA_MEMBER = "companion.json"
+"""The member of a ``.keras`` archive that holds :func:`save_model`'s `metadata`."""
+
+
+def save_model(model, path, metadata=None):
     """Save a Keras model to `path` (a ``.keras`` file) atomically.
 
     Args:
         model: a `keras.Model`.
         path: destination ending in ``.keras``.
+        metadata: optional JSON-ready dict stored inside the archive (as
+            :data:`METADATA_MEMBER`) and replaced in the same rename as the
+            model; :func:`read_metadata` reads it.
 
     Raises:
         ValueError: if `path` does not end in ``.keras``.
@@ -82,8 +97,36 @@ def save_model(model, path):
     path = pathlib.Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"`path` must end in .keras; got {str(path)!r}.")
+    text = None if metadata is None else json.dumps(metadata, sort_keys=True)
     with atomic_path(path) as temporary:
         model.save(temporary)
+        if text is not None:
+            with zipfile.ZipFile(temporary, "a") as archive:
+                archive.writestr(METADATA_MEMBER, text)
+
+
+def read_metadata(path):
+    """The `metadata` dict :func:`save_model` stored in a checkpoint, or None.
+
+    Args:
+        path: a ``.keras`` file.
+
+    Returns:
+        The dict, or None for an archive saved without one.
+
+    Raises:
+        CheckpointError: if `path` is missing or corrupt (:func:`verify`).
+    """
+    path = verify(path)
+    with zipfile.ZipFile(path) as archive:
+        if METADATA_MEMBER not in archive.namelist():
+            return None
+        text = archive.read(METADATA_MEMBER).decode("utf-8")
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise CheckpointError(f"The checkpoint {str(path)!r} is corrupt (invalid "
+                              f"{METADATA_MEMBER}: {error}).") from error
 
 
 def load_model(path, compile=True):
@@ -183,50 +226,3 @@ def save_array(path, array):
 
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.save(handle, array)
-
-
-def grid_picture(images, columns=8, scale=2):
-    """`(N, H, W, 1)` images in [0, 1] as one grey PIL picture of a grid.
-
-    The one encoder of the package's image files: :func:`save_png` writes
-    it, and a GIF is a sequence of them.
-
-    Args:
-        images: float images in [0, 1] `(N, H, W, 1)`, or one tiled canvas `(H, W, 1)`.
-        columns: images per row of the grid.
-        scale: each pixel becomes a `scale` x `scale` block.
-
-    Returns:
-        A ``PIL.Image.Image`` in mode ``"L"``.
-
-    Example:
-
-    >>> import numpy as np
-    >>> grid_picture(np.zeros((4, 28, 28, 1)), columns=2, scale=1).size
-    (59, 59)
-    """
-    import numpy as np
-    from PIL import Image
-
-    from companion.plotting import tile
-
-    images = np.asarray(images, dtype="float32")
-    canvas = (tile(images, columns=columns) if images.ndim == 4 else images)[..., 0]
-    pixels = np.round(np.clip(canvas, 0.0, 1.0) * 255).astype("uint8")
-    picture = Image.fromarray(pixels)  # uint8, two axes: mode "L"
-    return picture.resize((picture.width * scale, picture.height * scale),
-                          Image.Resampling.NEAREST)
-
-
-def save_png(path, images, columns=8, scale=2):
-    """Save `(N, H, W, 1)` images in [0, 1] as one grey PNG grid, atomically.
-
-    Args:
-        path: destination file.
-        images: float images in [0, 1].
-        columns: images per row of the grid.
-        scale: each pixel becomes a `scale` x `scale` block.
-    """
-    picture = grid_picture(images, columns=columns, scale=scale)
-    with atomic_path(path) as temporary:
-        picture.save(temporary, format="PNG")

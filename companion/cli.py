@@ -24,6 +24,14 @@ VAE also ``kl_per_dimension``, each epoch's KL of every latent dimension),
 ``config.json`` (how it was trained), ``samples.png`` and ``samples.npy``
 (64 samples, float32 in [0, 1]). Nothing is written before the first epoch
 ends: a run that fails earlier leaves no checkpoint, and ``train`` reuses its folder.
+The history is also stored inside ``model.keras`` (its metadata, see
+:func:`companion.checkpoint.save_model`), so model and history change in one
+rename: ``--resume`` counts the epochs the saved model has finished, even if
+the run was killed after writing the model and before ``history.json``.
+
+Printing the help or an argument error imports neither Keras nor a model
+module (the sizes in ``--size``'s help are the registry's plain data), so
+it takes a fraction of a second.
 
 Example:
 
@@ -36,16 +44,16 @@ Example:
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import pathlib
 import sys
 import tempfile
 
-import keras
 import numpy as np
 
-from companion import checkpoint, data, models
+from companion import checkpoint, data, models, plotting
 from companion._validation import check_choice, check_int
 
 FAMILIES = models.FAMILIES
@@ -90,7 +98,8 @@ def read_run(run_dir):
     """The config and history of a run folder, after checking its checkpoint.
 
     Returns:
-        ``(config, history)``.
+        ``(config, history)``; the history is the one saved with the model
+        (:func:`read_history`).
 
     Raises:
         companion.checkpoint.CheckpointError: for a missing or corrupt file.
@@ -104,8 +113,26 @@ def read_run(run_dir):
             f"{str(run)!r} holds no checkpoint: the file {MODEL_FILE} does not exist "
             "(a run that stopped before its first epoch ended writes none). Train it "
             "again without --resume.")
-    checkpoint.verify(run / MODEL_FILE)
-    return read_config(run), checkpoint.read_json(run / HISTORY_FILE)
+    return read_config(run), read_history(run)
+
+
+def read_history(run_dir):
+    """The history of the model in a run folder: the one saved inside ``model.keras``.
+
+    :class:`EpochCheckpoint` stores the history in the model's archive and
+    then copies it to ``history.json``; a run killed between the two leaves
+    ``history.json`` an epoch behind, and the archive's copy is the truth. A
+    checkpoint written without one (by an earlier version) falls back to
+    ``history.json``.
+
+    Raises:
+        companion.checkpoint.CheckpointError: for a missing or corrupt file.
+    """
+    run = pathlib.Path(run_dir)
+    metadata = checkpoint.read_metadata(run / MODEL_FILE)
+    if isinstance(metadata, dict) and isinstance(metadata.get("history"), dict):
+        return metadata["history"]
+    return checkpoint.read_json(run / HISTORY_FILE)
 
 
 def read_config(run_dir):
@@ -133,40 +160,63 @@ def save_samples(path, images):
     if path.suffix == ".npy":
         checkpoint.save_array(path, images.astype("float32"))
     else:
-        checkpoint.save_png(path, images)
+        plotting.save_png(path, images)
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch, rewrite a run folder's files atomically.
+def __getattr__(name):
+    # PEP 562: `EpochCheckpoint` subclasses a Keras class, so it is made on first
+    # use; importing this module (for `companion --help`) must not import Keras.
+    if name == "EpochCheckpoint":
+        return _epoch_checkpoint_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    ``config.json`` first, then ``model.keras``, then ``history.json`` (the
-    epoch's logs appended, and each recorder's ``history`` list after the
-    lists of earlier sessions): a run stopped before its first epoch ends has
-    written nothing resumable, so ``train`` reuses its folder.
 
-    Args:
-        run: the run folder.
-        config: the dict written to ``config.json``.
-        history: the run's history so far (updated in place).
-        recorders: ``{key: callback}`` of callbacks with a ``history`` list,
-            listed *before* this one in ``fit``'s callbacks.
-    """
+def __dir__():
+    return sorted(set(globals()) | {"EpochCheckpoint"})
 
-    def __init__(self, run, config, history, recorders=None):
-        super().__init__()
-        self.run, self.config, self.history = pathlib.Path(run), config, history
-        self.recorders = dict(recorders or {})
-        self.earlier = {key: list(history.get(key, [])) for key in self.recorders}
 
-    def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
-        for key, recorder in self.recorders.items():
-            self.history[key] = self.earlier[key] + _plain(recorder.history)
-        self.run.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_json(self.run / CONFIG_FILE, self.config)
-        checkpoint.save_model(self.model, self.run / MODEL_FILE)
-        checkpoint.write_json(self.run / HISTORY_FILE, self.history)
+@functools.cache
+def _epoch_checkpoint_class():
+    import keras
+
+    class EpochCheckpoint(keras.callbacks.Callback):
+        """After each epoch, rewrite a run folder's files atomically.
+
+        ``config.json`` first, then ``model.keras`` with the history inside
+        (the epoch's logs appended, and each recorder's ``history`` list after
+        the lists of earlier sessions), then the same history as
+        ``history.json``. The model and the history it belongs to change in
+        one rename, so a run killed between two files resumes at the right
+        epoch (:func:`read_history`). A run stopped before its first epoch
+        ends has written nothing resumable, so ``train`` reuses its folder.
+
+        Args:
+            run: the run folder.
+            config: the dict written to ``config.json``.
+            history: the run's history so far (updated in place).
+            recorders: ``{key: callback}`` of callbacks with a ``history`` list,
+                listed *before* this one in ``fit``'s callbacks.
+        """
+
+        def __init__(self, run, config, history, recorders=None):
+            super().__init__()
+            self.run, self.config, self.history = pathlib.Path(run), config, history
+            self.recorders = dict(recorders or {})
+            self.earlier = {key: list(history.get(key, [])) for key in self.recorders}
+
+        def on_epoch_end(self, epoch, logs=None):
+            for key, value in (logs or {}).items():
+                self.history.setdefault(key, []).append(float(value))
+            for key, recorder in self.recorders.items():
+                self.history[key] = self.earlier[key] + _plain(recorder.history)
+            self.run.mkdir(parents=True, exist_ok=True)
+            checkpoint.write_json(self.run / CONFIG_FILE, self.config)
+            checkpoint.save_model(self.model, self.run / MODEL_FILE,
+                                  metadata={"history": self.history})
+            checkpoint.write_json(self.run / HISTORY_FILE, self.history)
+
+    EpochCheckpoint.__qualname__ = "EpochCheckpoint"
+    return EpochCheckpoint
 
 
 def _plain(values):
@@ -225,6 +275,13 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=None,
             corrupt checkpoint or run file.
     """
     family = models.family(model, "model")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("size", size)):
+        if value is not None:  # before the family's module (and Keras) is imported
+            check_int(name, value)
+    if seed is not None:
+        check_int("seed", seed, minimum=0)
+    import keras
+
     run = pathlib.Path(out)
     if resume:
         config, history = read_run(run)
@@ -273,10 +330,10 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=None,
                                    **{family.size_argument: size})
         recorders = _recorders(model, family.module, images)
         keras.utils.set_random_seed(seed + done)  # the data order of each epoch
+        saver = _epoch_checkpoint_class()(run, config, history, recorders)
         network.fit(images, epochs=epochs, initial_epoch=done, batch_size=batch_size,
                     shuffle=True, verbose=verbose,
-                    callbacks=[*recorders.values(),
-                               EpochCheckpoint(run, config, history, recorders)])
+                    callbacks=[*recorders.values(), saver])
     previews = network.sample(NUM_PREVIEW, seed=seed)
     save_samples(run / "samples.npy", previews)
     save_samples(run / "samples.png", previews)
@@ -353,7 +410,12 @@ def evaluate(run_dir, dataset=None, num=1000, limit=None, importance_samples=100
         num: samples drawn for :func:`companion.evaluation.sample_quality`.
         limit: use only the first `limit` test images for likelihoods.
         importance_samples: ``k`` of the VAE's importance-weighted bound.
-        seed: seed of the samples, the binarisation and the bound.
+        seed: seed of the model's randomness only: its samples and the VAE's
+            importance samples. The data are fixed whatever the seed: the
+            likelihoods are on the book's fixed stochastic binarisation
+            (:func:`companion.data.load`'s default, seed 0) and the Fréchet
+            floor on the real subset seed 0 chooses, so runs evaluated with
+            different seeds are compared on the same images.
 
     Returns:
         A JSON-ready dict: ``model``, ``dataset``, ``epochs``,
@@ -375,7 +437,7 @@ def evaluate(run_dir, dataset=None, num=1000, limit=None, importance_samples=100
     importance_samples = check_int("importance_samples", importance_samples)
     run = pathlib.Path(run_dir)
     config = read_config(run)
-    history = checkpoint.read_json(run / HISTORY_FILE)
+    history = read_history(run)
     dataset = config["dataset"] if dataset is None else dataset
     if limit is not None:
         check_int("limit", limit)
@@ -385,15 +447,16 @@ def evaluate(run_dir, dataset=None, num=1000, limit=None, importance_samples=100
               "sample_quality": None, "likelihood": None}
     if dataset in data.NAMES:
         report["sample_quality"] = evaluation.sample_quality(
-            model.sample(num, seed=seed), dataset=dataset, seed=seed)
+            model.sample(num, seed=seed), dataset=dataset)  # the floor's subset: seed 0
     has_density = models.family(config["model"], "model").likelihood != "none"
     if has_density and str(dataset).endswith(".npy"):
         report["likelihood_note"] = (f"{dataset} holds training images only; give a "
                                      ".npz with x_test or a named data set for "
                                      "test likelihoods.")
     elif has_density:
-        test = data.load_images(dataset, "test", "binary", seed, limit)
-        train_images = data.load_images(dataset, "train", "binary", seed)
+        # The fixed binarisation (data's default seed, 0), whatever `seed` is.
+        test = data.load_images(dataset, "test", "binary", limit=limit)
+        train_images = data.load_images(dataset, "train", "binary")
         report["likelihood"] = _likelihood(model, config["model"], test,
                                            train_images, importance_samples, seed)
     return report
@@ -478,12 +541,19 @@ def build_parser():
                                  help="test images for the likelihood (default: all)")
     evaluate_parser.add_argument("--importance-samples", type=int, default=100,
                                  metavar="K", help="the VAE's IWAE samples")
-    evaluate_parser.add_argument("--seed", type=int, default=0, metavar="S")
+    evaluate_parser.add_argument(
+        "--seed", type=int, default=0, metavar="S",
+        help="seeds the samples and the importance samples (default 0); the test "
+             "images are the fixed binarisation, whatever the seed")
     return parser
 
 
 def size_help():
-    """``--size``'s help: each family's size argument, what it counts and its default."""
+    """``--size``'s help: each family's size argument, what it counts and its default.
+
+    Read from :data:`companion.models.REGISTRY`'s plain data: no model module
+    (and so no Keras) is imported.
+    """
     knobs = "; ".join(
         f"{name}: {entry.size_argument}, {entry.size_meaning} (default "
         f"{entry.default_size})" for name, entry in models.REGISTRY.items())

@@ -274,7 +274,7 @@ def wasserstein_generator_loss(fake_scores):
     return -ops.mean(_float(fake_scores))
 
 
-def gradient_penalty(critic_fn, real, fake, seed):
+def gradient_penalty(critic_fn, real, fake, seed, has_aux=False):
     """WGAN-GP gradient penalty (Gulrajani et al. 2017).
 
     Draws one ``eps ~ U(0, 1)`` per example, forms ``x_hat = eps * real +
@@ -316,9 +316,12 @@ def gradient_penalty(critic_fn, real, fake, seed):
         real: real examples, shape `(B, ...)`.
         fake: generated examples, same shape as `real`.
         seed: an int, a `keras.random.SeedGenerator`, or (on JAX) a key array.
+        has_aux: `critic_fn` returns ``(scores, aux)`` (for example the
+            critic's new non-trainable state), and so does this function:
+            ``(penalty, aux)``, with `aux` from the critic's call on ``x_hat``.
 
     Returns:
-        A scalar tensor.
+        A scalar tensor, or ``(penalty, aux)`` with `has_aux`.
 
     Raises:
         ValueError: if `real` and `fake` differ in shape.
@@ -350,13 +353,15 @@ def gradient_penalty(critic_fn, real, fake, seed):
     x_hat = eps * real + (1.0 - eps) * fake
 
     def total_score(x):
-        return ops.sum(critic_fn(x))
+        scores, aux = critic_fn(x) if has_aux else (critic_fn(x), None)
+        return ops.sum(ops.cast(scores, "float32")), aux
 
-    grads = jax.grad(total_score)(x_hat)
+    grads, aux = jax.grad(total_score, has_aux=True)(x_hat)
     squared = _sum_per_example(ops.square(grads))
     # sqrt'(0) is infinite: a tiny floor keeps the penalty's gradient finite.
     norms = ops.sqrt(squared + 1e-12)
-    return ops.mean(ops.square(norms - 1.0))
+    penalty = ops.mean(ops.square(norms - 1.0))
+    return (penalty, aux) if has_aux else penalty
 
 
 # VAE ------------------------------------------------------------------------------

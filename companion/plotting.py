@@ -1,5 +1,10 @@
 """Plot helpers. Each returns a matplotlib figure (or writes a file); notebooks display.
 
+Images are batches `(N, H, W, 1)` (or `(N, H, W)`) of grey levels in [0, 1]
+everywhere here: :func:`image_grid` shows one as a figure, :func:`save_png`
+and :func:`save_animation` write them as files, through the one encoder
+:func:`grid_picture` and the atomic writer of :mod:`companion.checkpoint`.
+
 Example:
 
 >>> import numpy as np
@@ -10,8 +15,11 @@ Example:
 """
 
 import math
+import pathlib
 
 import numpy as np
+
+from companion.checkpoint import atomic_path
 
 STYLE = {"figure.dpi": 100, "savefig.dpi": 100}
 """The book's figure style (matplotlib ``rcParams``); :func:`companion.environment.use_book_defaults` applies it."""
@@ -100,22 +108,86 @@ def plot_history(history, keys, title=None, xlabel="epoch", logy=False):
     return figure
 
 
+def grid_picture(images, columns=8, scale=2):
+    """A batch of grey images in [0, 1] as one grey PIL picture of a grid.
+
+    The one encoder of the package's image files: :func:`save_png` writes
+    it, and a GIF (:func:`save_animation`) is a sequence of them. The grid is
+    :func:`tile`'s, as :func:`image_grid` shows it.
+
+    Args:
+        images: float images in [0, 1], `(N, H, W, 1)` or `(N, H, W)` (a
+            channel axis is added, as :func:`image_grid` does). One image is
+            ``image[None]``.
+        columns: images per row of the grid.
+        scale: each pixel becomes a `scale` x `scale` block.
+
+    Returns:
+        A ``PIL.Image.Image`` in mode ``"L"``.
+
+    Raises:
+        ValueError: for any other shape: not three or four axes, more than one
+            channel, or a 3-D array ending in an axis of 1 (one image
+            `(H, W, 1)` or a tiled canvas, not a batch: pass ``image[None]``).
+
+    Example:
+
+    >>> grid_picture(np.zeros((4, 28, 28, 1)), columns=2, scale=1).size
+    (59, 59)
+    >>> grid_picture(np.zeros((4, 28, 28)), columns=2, scale=1).size
+    (59, 59)
+    """
+    from PIL import Image
+
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3 and images.shape[-1] != 1:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] != 1:
+        raise ValueError(
+            f"`images` must be a batch of grey images, shape (N, H, W, 1) or "
+            f"(N, H, W); got shape {images.shape} (one image (H, W, 1) is "
+            "`image[None]`).")
+    canvas = tile(images, columns=columns)[..., 0]
+    pixels = np.round(np.clip(canvas, 0.0, 1.0) * 255).astype("uint8")
+    picture = Image.fromarray(pixels)  # uint8, two axes: mode "L"
+    return picture.resize((picture.width * scale, picture.height * scale),
+                          Image.Resampling.NEAREST)
+
+
+def save_png(path, images, columns=8, scale=2):
+    """Save a batch of grey images in [0, 1] as one PNG grid, atomically.
+
+    Args:
+        path: destination file.
+        images: `(N, H, W, 1)` or `(N, H, W)` floats in [0, 1] (see :func:`grid_picture`).
+        columns: images per row of the grid.
+        scale: each pixel becomes a `scale` x `scale` block.
+
+    Returns:
+        `path`, as a `pathlib.Path`.
+    """
+    picture = grid_picture(images, columns=columns, scale=scale)
+    path = pathlib.Path(path)
+    with atomic_path(path) as temporary:
+        picture.save(temporary, format="PNG")
+    return path
+
+
 def save_animation(frames, path, columns=8, duration_ms=300, scale=3):
     """Write a GIF of image grids (one grid a frame) and return its path.
 
     Args:
-        frames: sequence of `(N, H, W, 1)` arrays in [0, 1] (e.g. the grids a
-            :class:`companion.training.SampleGrid` callback recorded), or one
-            `(T, H, W, 1)` array for a single video.
+        frames: sequence of `(N, H, W, 1)` (or `(N, H, W)`) arrays in [0, 1]
+            (e.g. the grids a :class:`companion.training.SampleGrid` callback
+            recorded), or one `(T, H, W, 1)` array for a single video (each
+            frame a grid of one image).
         path: where to write the GIF (written to a temporary file, then renamed).
         columns: images a row in each grid.
         duration_ms: time a frame is shown.
         scale: integer upscaling of pixels, so small images stay visible.
     """
-    import pathlib
-
-    from companion.checkpoint import atomic_path, grid_picture
-
+    if isinstance(frames, np.ndarray) and frames.ndim == 4 and frames.shape[-1] == 1:
+        frames = frames[:, None]  # one video: a grid of one image a frame
     frames = list(frames)
     if not frames:
         raise ValueError("`frames` is empty; record at least one grid.")

@@ -1,5 +1,6 @@
 """companion.checkpoint: atomic writes survive interruptions; bad files fail clearly."""
 
+import ast
 import json
 import os
 import pathlib
@@ -11,7 +12,6 @@ from companion import checkpoint  # selects the JAX backend before keras loads
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
 from companion.checkpoint import CheckpointError
 
@@ -157,16 +157,50 @@ def test_json_round_trip_and_corrupt_json(tmp_path):
         checkpoint.read_json(tmp_path / "nothing.json")
 
 
-def test_save_array_and_png(tmp_path):
+def test_save_array(tmp_path):
     images = np.linspace(0, 1, 4 * 28 * 28, dtype="float32").reshape(4, 28, 28, 1)
     checkpoint.save_array(tmp_path / "x.npy", images)
     np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), images)
-    checkpoint.save_png(tmp_path / "x.png", images, columns=2, scale=2)
-    with Image.open(tmp_path / "x.png") as picture:
-        # 2x2 tiles of 28 px with 1-px borders, doubled: (2 * 29 + 1) * 2.
-        assert picture.size == (118, 118) and picture.mode == "L"
-        pixels = np.asarray(picture)
-    assert pixels.min() == 0 and pixels.max() == 255
+    assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]
+
+
+def test_metadata_is_saved_inside_the_archive_with_the_model(tmp_path):
+    path = tmp_path / "model.keras"
+    model = _tiny_model(0)
+    checkpoint.save_model(model, path)
+    assert checkpoint.read_metadata(path) is None
+    metadata = {"history": {"loss": [2.5, 1.25]}}
+    checkpoint.save_model(model, path, metadata=metadata)
+    assert checkpoint.read_metadata(path) == metadata
+    assert checkpoint.METADATA_MEMBER in zipfile.ZipFile(path).namelist()
+    loaded = checkpoint.load_model(path)  # Keras ignores the extra member
+    x = np.arange(12, dtype="float32").reshape(4, 3)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoint.read_metadata(tmp_path / "other.keras")
+
+
+def test_an_interrupted_save_keeps_the_old_model_and_metadata_together(tmp_path,
+                                                                        monkeypatch):
+    path = tmp_path / "model.keras"
+    checkpoint.save_model(_tiny_model(0), path, metadata={"epochs": 1})
+    before = path.read_bytes()
+    original_writestr, written = zipfile.ZipFile.writestr, []
+
+    def writestr(self, name, *args, **kwargs):  # killed once the new model is written
+        written.append(getattr(name, "filename", name))
+        if written[-1] == checkpoint.METADATA_MEMBER:
+            raise KeyboardInterrupt("simulated interruption before the metadata")
+        return original_writestr(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", writestr)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_model(_tiny_model(1), path, metadata={"epochs": 2})
+    monkeypatch.undo()
+    assert "model.weights.h5" in written  # Keras had saved the new weights
+    assert path.read_bytes() == before and checkpoint.read_metadata(path) == {"epochs": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
 
 
 def test_damaged_member_fails_its_crc_check(tmp_path):
@@ -206,7 +240,8 @@ def _build(name):
     return {
         "GAN": lambda: (gan.make_model(width=4, latent_dim=8), _images("symmetric")),
         "WGANGP": lambda: (wgan.make_toy_model(width=8), _points()),
-        "MinibatchStdDev": lambda: (wgan.make_minibatch_model(width=8), _points()),
+        "MinibatchStdDev": lambda: (toy.make_model(data_dim=2, latent_dim=2, width=8,
+                                                   minibatch_std=True), _points()),
         "Pack": lambda: (toy.make_model(data_dim=2, latent_dim=2, width=8, pack=2),
                          _points()),
         "VAE": lambda: (vae.make_model(latent_dim=2, width=4), _images("binary")),
@@ -259,13 +294,89 @@ def test_every_saveable_class_loads_in_a_fresh_process(name, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_grid_picture_tiles_a_batch_and_scales_a_canvas():
-    images = np.zeros((3, 28, 28, 1), "float32")
-    images[1] = 1.0
-    picture = checkpoint.grid_picture(images, columns=3, scale=1)
-    assert picture.mode == "L" and picture.size == (3 * 29 + 1, 29 + 1)
-    canvas = np.linspace(0, 1, 12, dtype="float32").reshape(3, 4, 1)
-    scaled = np.asarray(checkpoint.grid_picture(canvas, scale=2))
-    assert scaled.shape == (6, 8)
-    np.testing.assert_array_equal(scaled[::2, ::2],
-                                  np.round(canvas[..., 0] * 255).astype("uint8"))
+# Imports between the package's modules ---------------------------------------------
+
+PACKAGE = ROOT / "companion"
+
+
+def _module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph():
+    """``{module: set of companion modules it imports}``, from the source's `ast`:
+    every ``import`` and ``from ... import`` at any depth (module level and
+    inside functions), absolute or relative; ``from companion import data``
+    names the module ``companion.data``. Dynamic imports (`importlib`) are not seen."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+    def resolve(name):  # the longest prefix of `name` that is a module
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(parent + ([node.module] if node.module else []))
+                targets = [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            edges |= {resolve(t) for t in targets if t.split(".")[0] == "companion"}
+        graph[name] = edges - {name, ""}
+    return graph
+
+
+def cycles(graph):
+    """Every strongly connected group of two or more modules (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.add(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(frozenset(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_import_graph_sees_imports_at_every_depth():
+    graph = import_graph()
+    assert "companion.checkpoint" in graph["companion.plotting"]  # the atomic writer
+    assert "companion.models" in graph["companion.checkpoint"]  # inside load_model
+    assert {"companion.data", "companion.checkpoint"} <= graph["companion.cli"]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [
+        frozenset({"a", "b", "c"})]
+
+
+def test_no_two_companion_modules_import_each_other():
+    graph = import_graph()
+    assert "companion.plotting" not in graph["companion.checkpoint"]
+    assert [sorted(group) for group in cycles(graph)] == []

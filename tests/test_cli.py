@@ -150,6 +150,44 @@ def test_resume_counts_epochs_on_and_restores_the_optimiser(tmp_path, capsys):
                      match="already holds a run")
 
 
+@pytest.mark.parametrize("family", ["rnn", "gan"])
+def test_a_run_killed_between_model_and_history_resumes_at_the_saved_epoch(
+        family, tmp_path, capsys, monkeypatch):
+    # Killed after epoch 2's model.keras and before its history.json: the files
+    # disagree, and --resume must train exactly the one epoch left (a GAN trained
+    # past its total would stand at learning rate 0).
+    out = tmp_path / "run"
+    write_json, histories = checkpoint.write_json, []
+
+    def killed_before_the_second_history(path, value):
+        if pathlib.Path(path).name == cli.HISTORY_FILE:
+            histories.append(path)
+            if len(histories) == 2:
+                raise KeyboardInterrupt("killed after epoch 2's model.keras")
+        return write_json(path, value)
+
+    monkeypatch.setattr(checkpoint, "write_json", killed_before_the_second_history)
+    with pytest.raises(KeyboardInterrupt):
+        run(capsys, "train", family, "--out", out, "--size", SIZE[family], "--epochs", 3,
+            "--limit", 32, "--batch-size", 16, "--verbose", 0)
+    monkeypatch.undo()
+    stale = json.loads((out / "history.json").read_text())
+    assert {len(values) for values in stale.values()} == {1}  # one epoch behind
+    assert int(checkpoint.load_model(out / "model.keras").optimizer.iterations) == 4
+
+    status, stdout, err = run(capsys, "train", family, "--out", out, "--resume",
+                              "--epochs", 3, "--verbose", 0)
+    assert status == 0, err
+    history = json.loads((out / "history.json").read_text())
+    assert {len(values) for values in history.values()} == {3}
+    assert {key: values[0] for key, values in history.items()} == {
+        key: values[0] for key, values in stale.items()}
+    last = checkpoint.load_model(out / "model.keras")
+    assert int(last.optimizer.iterations) == 6  # 3 epochs of 2 steps, not 4 epochs
+    assert cli.read_history(out) == history
+    assert json.loads(stdout)["epochs"] == 3
+
+
 def learning_rates_at(model, step):
     """Each optimiser's learning rate at optimiser step `step`."""
     optimizer = model.optimizer
@@ -187,7 +225,7 @@ def test_a_run_that_fails_in_its_first_epoch_can_be_trained_again(
         tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
 
-    def crash(model, path):
+    def crash(model, path, metadata=None):
         raise OSError("disk full")
 
     monkeypatch.setattr(checkpoint, "save_model", crash)
@@ -230,6 +268,31 @@ def test_corrupt_or_missing_checkpoint_gives_a_clear_error(tmp_path, capsys):
                      match="does not exist")
     assert_bad_input(capsys, "evaluate", tmp_path / "nowhere",
                      match="Missing run file")
+
+
+def test_evaluate_seed_changes_the_samples_not_the_test_images(tmp_path, capsys):
+    # The likelihoods are on the fixed binarisation (seed 0) whatever --seed is;
+    # --seed draws the model's samples. The RNN's likelihood is exact, so it
+    # must not move at all.
+    out = tmp_path / "run"
+    train_fast(capsys, "rnn", out)
+    reports = {}
+    for seed in (0, 7):
+        status, stdout, err = run(capsys, "evaluate", out, "--num", 20, "--limit", 10,
+                                  "--seed", seed)
+        assert status == 0, err
+        reports[seed] = json.loads(stdout)
+    first, other = reports[0]["likelihood"], reports[7]["likelihood"]
+    assert set(other) == set(first) and other["method"] == first["method"]
+    for key in ("test_images", "nll_nats", "bits_per_dim", "baseline_nll_nats"):
+        assert other[key] == pytest.approx(first[key], rel=1e-6), key
+    model = checkpoint.load_model(out / "model.keras", compile=False)
+    test = data.load_images("mnist10k", "test", "binary", seed=0, limit=10)
+    assert reports[7]["likelihood"]["nll_nats"] == pytest.approx(
+        -np.mean(model.log_likelihood(test)), rel=1e-5)
+    first, other = reports[0]["sample_quality"], reports[7]["sample_quality"]
+    assert other["frechet_floor"] == pytest.approx(first["frechet_floor"], rel=1e-6)
+    assert other["frechet"] != first["frechet"]  # different samples
 
 
 def test_own_images_from_a_npy_file(tmp_path, capsys):
@@ -345,3 +408,63 @@ def test_python_dash_m_companion_exit_status(tmp_path):
     assert completed.stderr.count("\n") == 1
     assert completed.stderr.startswith("companion: error: `dataset` must be one of")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_registry_default_sizes_are_the_model_modules_book_sizes():
+    # The help reads the registry's plain data; the modules' BOOK_CONFIG decides.
+    for entry in models.REGISTRY.values():
+        assert entry.default_size == entry.module.BOOK_CONFIG[entry.size_argument]
+
+
+def _companion_imports(*argv):
+    """``python -X importtime -m companion argv...``: status, stdout, the other
+    lines of stderr, and the name of every module the process imported."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "companion", *map(str, argv)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    imported, messages = set(), []
+    for line in completed.stderr.splitlines():
+        if line.startswith("import time:"):
+            imported.add(line.rsplit("|", 1)[-1].strip())
+        else:
+            messages.append(line)
+    return completed.returncode, completed.stdout, messages, imported
+
+
+def _heavy(imported):
+    return sorted(name for name in imported
+                  if name.split(".")[0] in ("keras", "jax", "jaxlib", "tensorflow"))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"]])
+def test_help_imports_neither_keras_nor_jax(argv):
+    status, stdout, messages, imported = _companion_imports(*argv)
+    assert status == 0 and messages == [], messages
+    assert "usage: companion" in stdout
+    assert "companion.cli" in imported  # the probe sees the package's imports
+    assert _heavy(imported) == []
+    if argv[0] == "train":
+        text = " ".join(stdout.split())
+        for name, entry in models.REGISTRY.items():
+            assert f"{name}: {entry.size_argument}" in text
+            assert f"(default {entry.default_size})" in text
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["train", "rnn", "--epochs", "two"], "invalid int value: 'two'"),
+    (["train", "rnn"], "required: --out"),
+    (["train", "foo", "--out", "{tmp}"], "`model` must be one of"),
+    (["train", "gan", "--epochs", "0", "--out", "{tmp}"], "`epochs` must be an integer"),
+    (["sample", "{tmp}", "--num", "2"], "required: --out"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_argument_errors_are_one_line_without_importing_keras(argv, match, tmp_path):
+    folder = tmp_path / "run"
+    status, stdout, messages, imported = _companion_imports(
+        *[str(folder) if a == "{tmp}" else a for a in argv])
+    assert status == 2 and stdout == ""
+    assert len(messages) == 1 and messages[0].startswith("companion: error:"), messages
+    assert match in messages[0]
+    assert _heavy(imported) == []
+    assert not folder.exists()

@@ -1,12 +1,14 @@
 """Tests of companion.models.gan: the corrected DCGAN and the generic GAN model."""
 
+import random
+
 import numpy as np
 import pytest
 
 import companion  # noqa: F401  (selects the JAX backend)
 import keras
 
-from companion import data
+from companion import data, inference
 from companion.models import gan, toy
 from companion.training import SampleGrid
 
@@ -82,6 +84,28 @@ def test_unknown_generator_loss_raises():
         gan.make_model(width=4, latent_dim=8, generator_loss="hinge")
 
 
+def _global_draws():
+    """One number from each global generator: Python's, NumPy's and Keras'."""
+    return random.random(), float(np.random.random()), float(keras.random.uniform(()))
+
+
+def test_make_model_changes_no_global_random_state():
+    keras.utils.set_random_seed(1)
+    expected = _global_draws()
+    keras.utils.set_random_seed(1)
+    first = gan.make_model(width=4, latent_dim=8, seed=3, dropout=0.3)
+    assert _global_draws() == expected
+    # The seed alone decides the weights, whatever the global state.
+    keras.utils.set_random_seed(2)
+    second = gan.make_model(width=4, latent_dim=8, seed=3, dropout=0.3)
+    other = gan.make_model(width=4, latent_dim=8, seed=4, dropout=0.3)
+    assert len(first.variables) == len(second.variables)
+    for a, b in zip(first.variables, second.variables):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    assert not np.allclose(first.generator.get_weights()[0],
+                           other.generator.get_weights()[0])
+
+
 # Training -------------------------------------------------------------------------
 
 
@@ -152,10 +176,37 @@ def test_training_is_deterministic_for_a_seed(digits):
     weights = []
     for _ in range(2):
         model = gan.make_model(width=4, latent_dim=8, seed=5, dropout=0.3)
+        keras.utils.set_random_seed(0)  # the data order: the caller's global seed
         model.fit(digits, epochs=1, batch_size=32, verbose=0)
         weights.append([np.array(v) for v in model.variables])
     for first, second in zip(*weights):
         np.testing.assert_array_equal(first, second)
+
+
+class _LookDuringTraining(keras.callbacks.Callback):
+    """Sample (unseeded) and evaluate at the end of every epoch."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.images = images
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.sample(4)
+        self.model.evaluate(self.images, batch_size=32, verbose=0)
+
+
+def test_sampling_and_evaluating_during_fit_leave_training_unchanged(digits):
+    finals = []
+    for looking in (False, True):
+        model = gan.make_model(width=4, latent_dim=8, seed=5, dropout=0.3)
+        extra = ({"callbacks": [_LookDuringTraining(digits[:32])],
+                  "validation_data": (digits[:32],)} if looking else {})
+        model.fit(digits, epochs=3, batch_size=32, shuffle=False, verbose=0, **extra)
+        finals.append([np.array(v) for v in model.generator.variables
+                       + model.discriminator.variables
+                       + [model.training_seed_generator.state]])
+    for plain, looked in zip(*finals):
+        np.testing.assert_array_equal(plain, looked)
 
 
 def test_discriminator_dropout_state_advances_with_every_call(digits):
@@ -212,6 +263,47 @@ def test_sample_grid_callback_records_a_changing_grid(digits):
     assert not np.allclose(grid.grids[0], grid.grids[-1])
 
 
+# Mixed precision --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_step_matches_the_float32_closed_form(policy, dtype_policy):
+    with dtype_policy(policy):
+        rate = 0.5
+        model = _probe_gan("non-saturating", rate)
+        assert model.discriminator.compute_dtype == policy.split("_")[1]
+        real = np.array([[-1.0], [0.5], [2.0], [1.0]], "float32")
+        history = model.fit(real, epochs=1, batch_size=4, shuffle=False, verbose=0)
+        w, c, b = 0.5, 0.1, 1.0
+        s_real = _sigmoid(-(w * real[:, 0] + c))
+        s_fake = _sigmoid(w * b + c)
+        grad_w = np.mean(-s_real * real[:, 0]) + s_fake * b
+        grad_b = -_sigmoid(-(w * b + c)) * w
+        new_w = float(np.ravel(model.discriminator.get_weights()[0])[0])
+        new_b = float(model.generator.get_weights()[1][0])
+        # Unscaled, a float16 step would be 2**15 times too small.
+        assert abs(rate * grad_w) > 0.05 and abs(rate * grad_b) > 0.05
+        assert new_w == pytest.approx(w - rate * grad_w, abs=5e-3)
+        assert new_b == pytest.approx(b - rate * grad_b, abs=5e-3)
+        assert history.history["g_grad_norm"][0] == pytest.approx(abs(grad_b), rel=1e-2)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_dcgan_trains_and_samples_float32(policy, dtype_policy, digits):
+    with dtype_policy(policy):
+        model = gan.make_model(width=4, latent_dim=8, seed=0)
+        assert model.generator.compute_dtype == policy.split("_")[1]
+        history = model.fit(digits, epochs=4, batch_size=32, shuffle=False,
+                            verbose=0).history
+        for values in history.values():
+            assert np.isfinite(values).all()
+        assert history["d_loss"][-1] < history["d_loss"][0] - 0.1
+        images = model.sample(5, seed=0)
+        assert images.dtype == np.float32 and images.shape == (5, 28, 28, 1)
+        assert 0.0 <= images.min() and images.max() <= 1.0
+        assert model.decode(model.noise(2, seed=0)).dtype == np.float32
+
+
 # Sampling ---------------------------------------------------------------------------
 
 
@@ -240,27 +332,23 @@ def test_decode_matches_sample_for_the_same_noise(trained):
                                model.sample(3, seed=2), atol=1e-6)
 
 
-def test_generate_in_padded_batches_matches_one_batch(trained):
+def test_sampling_compiles_once_whatever_the_number_asked_for():
+    model = gan.make_model(width=4, latent_dim=8)
+    for num in (1, 7, 300):
+        assert model.sample(num, seed=num).shape == (num, 28, 28, 1)
+    # One program for the noise, one for the generator, whatever `num`.
+    assert inference.compile_count(model) == 2
+    model.decode(model.noise(5, seed=0))
+    model.generate(513)
+    assert inference.compile_count(model) == 2
+
+
+def test_first_samples_do_not_depend_on_how_many_are_drawn(trained):
     model, _ = trained
-    np.testing.assert_allclose(model.generate(5, seed=3, batch_size=2),
-                               model.generate(5, seed=3), atol=1e-6)
-
-
-def test_sampler_is_compiled_once_and_reused(trained, monkeypatch):
-    model, _ = trained
-    traces = []
-    call = model.generator.stateless_call
-
-    def counting_call(*args, **kwargs):
-        traces.append(1)  # runs only while jax.jit traces the sampler
-        return call(*args, **kwargs)
-
-    monkeypatch.setattr(model.generator, "stateless_call", counting_call)
-    model._jitted_generator = None
-    first = model.sample(13, seed=0)
-    second = model.sample(13, seed=1)
-    assert len(traces) == 1
-    assert not np.allclose(first, second)
+    # The noise is drawn chunk by chunk, chunk i from fold_in(key, i).
+    np.testing.assert_array_equal(model.sample(1000, seed=4)[:10], model.sample(10, seed=4))
+    np.testing.assert_array_equal(model.noise(300, seed=4)[:7], model.noise(7, seed=4))
+    assert not np.allclose(model.noise(300, seed=4)[256:263], model.noise(7, seed=4))
 
 
 @pytest.mark.parametrize("num", [0, -1, 2.5])
@@ -315,6 +403,19 @@ def test_fit_accepts_a_python_generator_of_batches(digits):
         model.fit(batches(lambda batch: batch), epochs=1, verbose=0, shuffle=False)
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "0"])
+def test_bad_seeds_raise_value_errors_naming_the_seed(trained, seed):
+    model, _ = trained
+    calls = (lambda: model.sample(2, seed=seed), lambda: model.generate(2, seed=seed),
+             lambda: model.noise(2, seed=seed),
+             lambda: gan.make_model(width=4, latent_dim=8, seed=seed),
+             lambda: gan.make_generator(8, width=4, seed=seed),
+             lambda: gan.GAN(model.generator, model.discriminator, latent_dim=8, seed=seed))
+    for call in calls:
+        with pytest.raises(ValueError, match="seed"):
+            call()
+
+
 # Saving -----------------------------------------------------------------------------
 
 
@@ -332,6 +433,48 @@ def test_save_and_load_give_identical_samples(trained, tmp_path):
     assert len(loaded.optimizer.variables) == len(model.optimizer.variables) > 6
     for old, new in zip(model.optimizer.variables, loaded.optimizer.variables):
         np.testing.assert_array_equal(np.array(old), np.array(new))
+
+
+def test_save_and_load_keep_every_compile_argument(tmp_path, dtype_policy):
+    with dtype_policy("mixed_float16"):
+        plain = gan.make_model(width=4, latent_dim=8)
+        assert isinstance(plain.optimizer, keras.optimizers.LossScaleOptimizer)
+        model = gan.make_model(width=4, latent_dim=8)
+        model.compile(d_optimizer=keras.optimizers.SGD(0.1),
+                      g_optimizer=keras.optimizers.Adam(3e-4), steps_per_execution=3,
+                      jit_compile=False, auto_scale_loss=False)
+        for network, name in ((plain, "plain"), (model, "model")):
+            network.optimizer.build(network.trainable_variables)  # as after a step
+            network.save(tmp_path / f"{name}.keras")
+        loaded = keras.saving.load_model(tmp_path / "model.keras")
+        loaded_plain = keras.saving.load_model(tmp_path / "plain.keras")
+    assert loaded.steps_per_execution == 3 and loaded.jit_compile is False
+    assert not isinstance(loaded.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(loaded_plain.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(loaded.d_optimizer, keras.optimizers.SGD)
+    assert float(loaded.g_optimizer.learning_rate) == pytest.approx(3e-4)
+
+
+def test_model_compiled_with_one_optimizer_saves_and_resizes(digits, tmp_path):
+    model = gan.GAN(gan.make_generator(8, width=4, seed=0),
+                    gan.make_discriminator(width=4, seed=0), latent_dim=8, seed=0)
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, 6)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), steps_per_execution=2)
+    assert model.d_optimizer is not model.g_optimizer  # the generator gets a copy
+    assert model.g_optimizer._learning_rate.decay_steps == 6
+    model.fit(digits[:64], epochs=1, batch_size=32, verbose=0)
+    model.save(tmp_path / "gan.keras")
+    loaded = keras.saving.load_model(tmp_path / "gan.keras")
+    assert loaded.get_compile_config() is not None and loaded.steps_per_execution == 2
+    gan.resize_schedule(loaded, 12)
+    assert loaded.d_optimizer._learning_rate.decay_steps == 12
+    assert loaded.g_optimizer._learning_rate.decay_steps == 12
+    # A MultiOptimizer made by the model is taken apart again.
+    d_optimizer = loaded.d_optimizer
+    loaded.compile(optimizer=loaded.optimizer)
+    assert loaded.d_optimizer is d_optimizer
+    with pytest.raises(ValueError, match="not both"):
+        loaded.compile(optimizer="adam", d_optimizer=keras.optimizers.SGD())
 
 
 def test_book_config_matches_make_model_defaults():

@@ -1,5 +1,7 @@
 """companion.plotting: grids, curves and GIF animations."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -90,3 +92,58 @@ def test_scatter_2d_plots_points_centres_and_limits():
     assert axis.get_xlim() == (-2, 2) and axis.get_ylim() == (-2, 2)
     assert axis.get_title() == "ring"
 
+
+
+def test_grid_picture_tiles_a_batch_like_image_grid():
+    images = np.zeros((3, 28, 28, 1), "float32")
+    images[1] = 1.0
+    picture = plotting.grid_picture(images, columns=3, scale=1)
+    assert picture.mode == "L" and picture.size == (3 * 29 + 1, 29 + 1)
+    pixels = np.asarray(picture)
+    assert pixels[1, 1] == 0 and pixels[1, 1 + 29] == 255  # second image white
+    np.testing.assert_array_equal(
+        pixels, np.round(plotting.tile(images, columns=3)[..., 0] * 255))
+    scaled = np.asarray(plotting.grid_picture(images, columns=3, scale=2))
+    np.testing.assert_array_equal(scaled[::2, ::2], pixels)
+
+
+def test_grid_picture_reads_n_h_w_as_a_batch_not_a_canvas():
+    # (N, H, W) once came out as an N-pixel-high strip of first columns (28 x 4).
+    images = np.random.default_rng(0).uniform(size=(4, 28, 28)).astype("float32")
+    picture = plotting.grid_picture(images, columns=2, scale=1)
+    assert picture.size == (59, 59)
+    np.testing.assert_array_equal(
+        np.asarray(picture), np.asarray(plotting.grid_picture(images[..., None],
+                                                              columns=2, scale=1)))
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (28, 28), (2, 28, 28, 3), (1, 2, 28, 28, 1)])
+def test_grid_picture_refuses_what_is_not_a_batch_of_grey_images(shape):
+    with pytest.raises(ValueError, match=r"\(N, H, W, 1\) or \(N, H, W\); got shape "
+                                         + re.escape(str(shape))):
+        plotting.grid_picture(np.zeros(shape, "float32"))
+
+
+def test_save_png_writes_one_grey_grid_atomically(tmp_path):
+    images = np.linspace(0, 1, 4 * 28 * 28, dtype="float32").reshape(4, 28, 28, 1)
+    path = plotting.save_png(tmp_path / "x.png", images, columns=2, scale=2)
+    with Image.open(path) as picture:
+        # 2x2 tiles of 28 px with 1-px borders, doubled: (2 * 29 + 1) * 2.
+        assert picture.size == (118, 118) and picture.mode == "L"
+        pixels = np.asarray(picture)
+    assert pixels.min() == 0 and pixels.max() == 255
+    plotting.save_png(tmp_path / "y.png", images[..., 0], columns=2, scale=2)
+    with Image.open(tmp_path / "y.png") as again:
+        np.testing.assert_array_equal(np.asarray(again), pixels)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png", "y.png"]
+
+
+def test_save_animation_of_one_video_shows_a_frame_a_picture(tmp_path):
+    video = np.stack([np.full((8, 8, 1), t / 4) for t in range(5)])  # (T, H, W, 1)
+    path = plotting.save_animation(video, tmp_path / "v.gif", scale=1)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 5 and gif.size == (8 + 2, 8 + 2)
+    grids = [np.zeros((4, 8, 8)), np.ones((4, 8, 8))]  # (N, H, W) grids
+    with Image.open(plotting.save_animation(grids, tmp_path / "g.gif", columns=2,
+                                            scale=1)) as gif:
+        assert gif.n_frames == 2 and gif.size == (2 * 9 + 1, 2 * 9 + 1)

@@ -1,9 +1,12 @@
 """companion.models.rnn: the row-by-row autoregressive model and gradient flow."""
 
+import random
+import re
+
 import numpy as np
 import pytest
 
-from companion import losses  # first: selects the JAX backend
+from companion import inference, losses  # first: selects the JAX backend
 import keras  # noqa: E402
 from companion.models import rnn
 
@@ -174,6 +177,132 @@ def test_steps_per_execution_trains_the_same_weights_bit_for_bit():
         weights.append([np.asarray(w) for w in model.weights])
     for one_step, four_steps in zip(*weights):
         np.testing.assert_array_equal(one_step, four_steps)
+
+
+def test_the_loss_is_keras_compute_loss_and_keras_default_step_trains_it():
+    # RowRNN overrides compute_loss only: Keras' own train and test steps run it.
+    assert "compute_loss" in vars(rnn.RowRNN)
+    assert not {"train_step", "test_step"} & set(vars(rnn.RowRNN))
+    model = rnn.make_model(image_shape=SHAPE, cell="gru", units=8, seed=3)
+    images = _binary(5, seed=3)
+    loss = model.compute_loss(images, y_pred=model(images))
+    assert float(loss) == pytest.approx(-model.log_likelihood(images).mean(), rel=1e-5)
+    with pytest.raises(ValueError, match="images only"):
+        model.compute_loss(images, y=images, y_pred=model(images))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_and_samples_float32_images(policy, dtype_policy):
+    images = np.tile(_binary(2, seed=5), (16, 1, 1, 1))
+    with dtype_policy(policy):
+        model = rnn.make_model(image_shape=SHAPE, cell="lstm", units=8, learning_rate=0.02)
+        assert model.compute_dtype == policy.removeprefix("mixed_")
+        losses_ = model.fit(images, epochs=5, batch_size=8, verbose=0).history["loss"]
+        samples = model.sample(3, seed=0)
+        completed = model.complete(images[:3], 2, seed=0)
+        log_p = model.log_likelihood(images[:3])
+    assert np.isfinite(losses_).all() and losses_[-1] < 0.8 * losses_[0]
+    for drawn in (samples, completed):
+        assert drawn.dtype == np.float32 and set(np.unique(drawn)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(completed[:, :2], images[:3, :2])
+    assert np.isfinite(log_p).all() and (log_p < 0).all()
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def _one_sgd_step(dtype_policy, policy, images):
+    """The change of every weight after one SGD step (learning rate 1) under `policy`,
+    set with the `dtype_policy` fixture."""
+    with dtype_policy(policy):
+        model = rnn.RowRNN(image_shape=SHAPE, cell="gru", units=8, seed=2)
+        model.build()
+        model.compile(optimizer=keras.optimizers.SGD(1.0))
+        before = [np.asarray(w) for w in model.trainable_variables]
+        model.fit(images, epochs=1, batch_size=len(images), verbose=0)
+        assert int(model.optimizer.iterations) == 1   # the step was not skipped
+        return np.concatenate([(np.asarray(w) - b).ravel()
+                               for w, b in zip(model.trainable_variables, before)])
+
+
+def test_mixed_float16_scales_the_loss_so_the_step_keeps_its_size(dtype_policy):
+    # Under mixed_float16 Keras wraps the optimiser in a LossScaleOptimizer,
+    # which divides every gradient by its loss scale (2**15 at first): the
+    # loss must be multiplied by it, or every step is 2**15 times too short.
+    images = _binary(16, seed=4)
+    exact = _one_sgd_step(dtype_policy, "float32", images)
+    mixed = _one_sgd_step(dtype_policy, "mixed_float16", images)
+    assert np.linalg.norm(mixed) / np.linalg.norm(exact) == pytest.approx(1.0, abs=0.05)
+    assert mixed @ exact / (np.linalg.norm(mixed) * np.linalg.norm(exact)) > 0.99
+
+
+def test_inference_compiles_one_program_a_purpose_whatever_the_request_size():
+    model = rnn.make_model(image_shape=SHAPE, cell="gru", units=8, seed=3)
+    for num in (1, 7, 300):
+        images = _binary(num, seed=num)
+        assert model.logits(images).shape == images.shape
+        assert model.log_likelihood(images).shape == (num,)
+        assert model.sample(num, seed=0).shape == images.shape
+        assert model.complete(images, num % SHAPE[0], temperature=0.5).shape == images.shape
+    # logits, log_likelihood and sample (which complete shares)
+    assert inference.compile_count(model) == 3
+
+
+def test_the_first_samples_do_not_depend_on_how_many_are_drawn(model):
+    # Chunk i of a request draws with fold_in(key, i), whatever the request's size.
+    many = model.sample(1000, seed=4)
+    np.testing.assert_array_equal(many[:10], model.sample(10, seed=4))
+    chunk = inference.CHUNK
+    assert not np.array_equal(many[:chunk], many[chunk:2 * chunk])   # keys differ
+    images = _binary(300, seed=5)
+    np.testing.assert_array_equal(model.complete(images, 2, seed=4)[:10],
+                                  model.complete(images[:10], 2, seed=4))
+    np.testing.assert_allclose(model.log_likelihood(images)[:10],
+                               model.log_likelihood(images[:10]), rtol=1e-6)
+
+
+SEED_ERROR = re.escape("`seed` must be None or an integer in [0, 4294967295]; got")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True, "0"])
+def test_every_seed_is_checked_the_same_way(seed):
+    model = rnn.make_model(image_shape=SHAPE, cell="gru", units=4)
+    calls = [lambda: rnn.RowRNN(image_shape=SHAPE, units=4, seed=seed),
+             lambda: rnn.make_model(image_shape=SHAPE, units=4, seed=seed),
+             lambda: model.sample(2, seed=seed),
+             lambda: model.complete(_binary(2), 2, seed=seed),
+             lambda: rnn.gradient_norm_by_distance(units=4, steps=3, seed=seed)]
+    for call in calls:
+        with pytest.raises(ValueError, match=SEED_ERROR):
+            call()
+
+
+def test_the_largest_seed_works():
+    largest = 2**32 - 1
+    model = rnn.make_model(image_shape=SHAPE, units=4, seed=largest)
+    assert model.sample(2, seed=largest).shape == (2,) + SHAPE
+    assert rnn.gradient_norm_by_distance(units=4, steps=3, seed=largest).shape == (3,)
+
+
+def _next_global_random_values():
+    """The next draw of Python's, NumPy's and Keras' global random generators."""
+    return (random.random(), np.random.random(), np.asarray(keras.random.uniform((3,))))
+
+
+@pytest.mark.parametrize("cell", rnn.CELLS)
+def test_make_model_changes_no_global_random_state(cell):
+    keras.utils.set_random_seed(7)
+    expected = _next_global_random_values()
+    keras.utils.set_random_seed(7)
+    made = rnn.make_model(image_shape=SHAPE, cell=cell, units=8, seed=5)
+    again = rnn.make_model(image_shape=SHAPE, cell=cell, units=8, seed=5)
+    found = _next_global_random_values()
+    assert found[:2] == expected[:2]
+    np.testing.assert_array_equal(found[2], expected[2])
+    # The seed alone fixes the weights (every variable, the seed states included).
+    for first, second in zip(made.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+    other = rnn.make_model(image_shape=SHAPE, cell=cell, units=8, seed=6)
+    assert not np.array_equal(np.asarray(other.recurrent.cell.kernel),
+                              np.asarray(made.recurrent.cell.kernel))
 
 
 def test_evaluate_and_validation_report_the_exact_mean_nll():

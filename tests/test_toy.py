@@ -1,11 +1,13 @@
 """Tests of companion.models.toy: MLP networks and the 1-D closed forms."""
 
 import math
+import random
 
 import numpy as np
 import pytest
 
 import companion  # noqa: F401
+import keras
 from companion import data
 from companion.models import toy
 
@@ -126,8 +128,6 @@ def test_packed_discriminator_gives_one_logit_a_pack():
 
 
 def test_packed_discriminator_round_trips_through_keras_format(tmp_path):
-    import keras
-
     discriminator = toy.make_packed_discriminator(2, pack=2, width=8)
     path = tmp_path / "packed.keras"
     discriminator.save(path)
@@ -162,3 +162,80 @@ def test_packed_gan_trains_and_decays_its_learning_rates():
     # After the 8 decay steps both learning rates have reached decay_to of their start.
     assert float(model.d_optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-3)
     assert float(model.g_optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-3)
+
+
+# Minibatch standard deviation --------------------------------------------------
+
+
+def test_minibatch_std_feature_is_the_mean_feature_std():
+    h = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
+    out = np.asarray(toy.MinibatchStdDev()(h))
+    assert out.shape == (16, 6)
+    np.testing.assert_allclose(out[:, :5], h)
+    np.testing.assert_allclose(out[:, 5], np.mean(np.std(h, axis=0)), rtol=1e-4)
+
+
+def test_minibatch_std_separates_collapsed_from_diverse_batches():
+    discriminator = toy.make_minibatch_discriminator(2, 8)
+    layer = discriminator.get_layer("d_minibatch_std")
+    probe = keras.Model(discriminator.input, layer.output)
+    same = np.ones((32, 2), "float32")
+    diverse = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+    assert np.asarray(probe(same))[0, -1] == pytest.approx(1e-4, rel=1e-3)
+    assert np.asarray(probe(diverse))[0, -1] > 1e-3
+
+
+def test_minibatch_gan_round_trips_after_training(tmp_path):
+    model = toy.make_model(data_dim=2, latent_dim=2, width=8, minibatch_std=True)
+    points, _ = data.ring_of_gaussians(64)
+    model.fit(points, epochs=1, batch_size=32, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    layer = loaded.discriminator.get_layer("d_minibatch_std")
+    assert isinstance(layer, toy.MinibatchStdDev)
+    np.testing.assert_allclose(loaded.generate(5, seed=0), model.generate(5, seed=0),
+                               rtol=1e-6)
+    for old, new in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.array(old), np.array(new))
+
+
+# Seeds ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [{}, {"pack": 2}, {"minibatch_std": True}])
+def test_make_model_changes_no_global_random_state(options):
+    def draws():
+        return random.random(), float(np.random.random()), float(keras.random.uniform(()))
+
+    keras.utils.set_random_seed(1)
+    expected = draws()
+    keras.utils.set_random_seed(1)
+    first = toy.make_model(data_dim=2, latent_dim=2, width=8, seed=3, **options)
+    assert draws() == expected
+    second = toy.make_model(data_dim=2, latent_dim=2, width=8, seed=3, **options)
+    for a, b in zip(first.variables, second.variables):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    other = toy.make_model(data_dim=2, latent_dim=2, width=8, seed=4, **options)
+    assert not np.allclose(first.discriminator.get_weights()[0],
+                           other.discriminator.get_weights()[0])
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_bad_seeds_raise_value_errors_naming_the_seed(seed):
+    with pytest.raises(ValueError, match="seed"):
+        toy.make_model(data_dim=2, width=8, seed=seed)
+    with pytest.raises(ValueError, match="seed"):
+        toy.make_mlp_generator(2, 2, 8, seed=seed)
+
+
+def test_modules_import_one_way():
+    # toy builds on gan, wgan on both; neither gan nor toy imports wgan.
+    import pathlib
+
+    root = pathlib.Path(toy.__file__).parent
+    imports = {name: [line for line in (root / f"{name}.py").read_text().splitlines()
+                      if line.strip().startswith(("import ", "from "))]
+               for name in ("gan", "toy", "wgan")}
+    assert imports["gan"] and not any("toy" in line or "wgan" in line
+                                      for line in imports["gan"])
+    assert not any("wgan" in line for line in imports["toy"])

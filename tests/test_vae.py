@@ -1,16 +1,19 @@
 """Tests of companion.models.vae: shapes, closed forms, bounds, training, saving."""
 
 import math
+import random
+import re
 
 import numpy as np
 import pytest
 from scipy.special import expit
 
-from companion import data, evaluation, losses  # selects the JAX backend before keras loads
+from companion import data, evaluation, inference, losses  # selects the JAX backend first
 from companion.models import vae
 
 import jax  # noqa: E402  (after companion: see above)
 import keras  # noqa: E402
+from keras.src.random.seed_generator import global_seed_generator  # noqa: E402
 
 LATENT = 3
 
@@ -123,7 +126,7 @@ def test_training_minimises_losses_vae_loss(digits):
     x = digits[0][:8]
     state = [[v.value for v in variables] for variables in (
         model.trainable_variables, model.non_trainable_variables)]
-    loss, (terms, _) = model.compute_loss_and_updates(*state, x, training=True)
+    loss, (terms, _) = model.stateless_loss(*state, x, training=True)
     mean, log_var = model.encode(x)
     history = model.fit(x, epochs=1, batch_size=8, shuffle=False, verbose=0).history
     assert history["loss"][0] == pytest.approx(float(loss), rel=1e-6)
@@ -345,3 +348,214 @@ def test_book_config_and_value_range():
     assert vae.VALUE_RANGE == "binary"
     assert {"epochs", "batch_size", "learning_rate", "latent_dim", "width"} <= set(
         vae.BOOK_CONFIG)
+
+
+# Mixed precision ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_and_returns_float32(policy, dtype_policy, digits):
+    with dtype_policy(policy):
+        model = vae.make_model(latent_dim=LATENT, width=4, seed=0, learning_rate=1e-2)
+        assert model.decoder.layers[-1].compute_dtype == policy.removeprefix("mixed_")
+        loss = model.fit(digits[0], epochs=4, batch_size=4, verbose=0).history["loss"]
+        assert np.isfinite(loss).all() and loss[-1] < loss[0] - 50, loss
+        images = model.sample(5, seed=0)
+        assert images.dtype == np.float32 and 0.0 <= images.min() and images.max() <= 1.0
+        mean, log_var = model.encode(digits[0][:3])
+        assert mean.dtype == log_var.dtype == model.decode_logits(mean).dtype == np.float32
+        assert np.isfinite(model.log_likelihood(digits[0][:3], num_samples=4, seed=0)).all()
+
+
+def test_mixed_float16_takes_the_float32_step(digits, dtype_policy):
+    # Under mixed float16, Keras' LossScaleOptimizer divides every gradient by
+    # its loss scale before the update: the step must differentiate the loss
+    # multiplied by that scale, or each step is the scale (here 64) times too
+    # small. Plain SGD, so the step is the gradient. (A small initial scale: the
+    # default, 2**15, overflows float16 on the first steps, which are skipped.)
+    x = digits[0][:8]
+    steps = {}
+    for policy in ("float32", "mixed_float16"):
+        with dtype_policy(policy):
+            model = vae.make_model(latent_dim=LATENT, width=4, seed=2)
+            optimizer = keras.optimizers.SGD(0.01)
+            if policy == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=64.0)
+            model.compile(optimizer=optimizer)
+            before = [np.asarray(v.value) for v in model.trainable_variables]
+            model.fit(x, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        steps[policy] = np.concatenate([(np.asarray(v.value) - old).ravel() for old, v in
+                                        zip(before, model.trainable_variables)])
+    ratio = np.linalg.norm(steps["mixed_float16"]) / np.linalg.norm(steps["float32"])
+    assert 0.8 < ratio < 1.25, ratio
+
+
+# Compiled inference ------------------------------------------------------------------
+
+
+def test_inference_compiles_one_program_a_purpose_whatever_the_size(digits):
+    model = vae.make_model(latent_dim=2, width=2, seed=0)
+    x = np.concatenate([digits[0]] * 13)[:300]
+    z = np.random.default_rng(0).normal(size=(300, 2)).astype("float32")
+    purposes = 6  # encode, decode, noise, sample, sample_binary, sample_terms
+    for num in (1, 7, 300):
+        assert model.encode(x[:num])[0].shape == (num, 2)
+        assert model.decode(z[:num]).shape == model.decode_logits(z[:num]).shape == (
+            num, 28, 28, 1)
+        assert model.noise(num, seed=0).shape == (num, 2)
+        assert model.sample(num, seed=0).shape == (num, 28, 28, 1)
+        assert model.sample(num, binary=True).shape == (num, 28, 28, 1)
+        assert model.reconstruct(x[:num], sample=True, seed=0).shape == (num, 28, 28, 1)
+        assert model.log_weights(x[:num], num_samples=3, seed=0).shape == (num, 3)
+        assert model.log_likelihood(x[:2], num_samples=num, seed=0).shape == (2,)
+        assert model.elbo(x[:num], num_samples=2).shape == (num,)
+        assert inference.compile_count(model) == purposes, model._compiled_inference
+
+
+def test_draws_do_not_depend_on_the_request_size(trained, digits):
+    for binary in (False, True):
+        np.testing.assert_array_equal(trained.sample(1000, seed=4, binary=binary)[:10],
+                                      trained.sample(10, seed=4, binary=binary))
+    codes = trained.noise(600, seed=4)
+    np.testing.assert_array_equal(codes[:10], trained.noise(10, seed=4))
+    chunk = inference.CHUNK  # each chunk draws from its own key
+    assert not np.allclose(codes[:chunk], codes[chunk:2 * chunk])
+    x = digits[0]
+    np.testing.assert_array_equal(trained.log_weights(x, num_samples=50, seed=4)[:3],
+                                  trained.log_weights(x[:3], num_samples=50, seed=4))
+    mean, log_var = trained.encode(x)
+    for a, b in zip((mean[:5], log_var[:5]), trained.encode(x[:5])):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+# Input checks ------------------------------------------------------------------------
+
+
+def test_fit_accepts_a_python_generator_of_batches(digits):
+    model = vae.make_model(latent_dim=2, width=4)
+
+    def batches(wrap):
+        for start in range(0, 24, 8):
+            yield wrap(digits[0][start:start + 8])
+
+    history = model.fit(batches(lambda batch: (batch,)), epochs=1, verbose=0,
+                        shuffle=False, steps_per_epoch=3).history
+    assert np.isfinite(history["loss"]).all()
+    with pytest.raises(ValueError, match="tuple"):  # Keras' own clear message
+        model.fit(batches(lambda batch: batch), epochs=1, verbose=0, shuffle=False)
+
+
+def test_evaluate_and_validation_data_are_checked(digits):
+    model = vae.make_model(latent_dim=2, width=4)
+    with pytest.raises(ValueError, match=r"`x` values must lie in \[0, 1\]"):
+        model.evaluate(digits[0] * 2.0 - 1.0, verbose=0)
+    with pytest.raises(ValueError, match="`x` must have shape"):
+        model.evaluate(np.zeros((4, 32, 32, 1), "float32"), verbose=0)
+    with pytest.raises(ValueError, match="`x` must be numbers"):
+        model.evaluate([np.zeros((28, 28, 1)), np.zeros((14, 14, 1))], verbose=0)
+    with pytest.raises(ValueError, match="`validation_data` values"):
+        model.fit(digits[0], validation_data=digits[0] * 2.0, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5, True])
+def test_bad_batch_sizes_raise(batch_size, digits):
+    model = vae.make_model(latent_dim=2, width=4)
+    x, z = digits[0][:4], np.zeros((4, 2), "float32")
+    calls = [lambda: model.fit(x, batch_size=batch_size, epochs=1, verbose=0),
+             lambda: model.evaluate(x, batch_size=batch_size, verbose=0),
+             lambda: model.encode(x, batch_size=batch_size),
+             lambda: model.decode(z, batch_size=batch_size),
+             lambda: model.decode_logits(z, batch_size=batch_size)]
+    for call in calls:
+        with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1"):
+            call()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True, "0"])
+def test_bad_seeds_raise(seed, digits):
+    model = vae.make_model(latent_dim=2, width=4)
+    x = digits[0][:2]
+    calls = [lambda: model.sample(2, seed=seed), lambda: model.noise(2, seed=seed),
+             lambda: model.reconstruct(x, sample=True, seed=seed),
+             lambda: model.log_weights(x, seed=seed), lambda: model.elbo(x, seed=seed),
+             lambda: model.log_likelihood(x, num_samples=2, seed=seed),
+             lambda: vae.make_model(latent_dim=2, width=4, seed=seed),
+             lambda: vae.make_encoder(2, width=4, seed=seed),
+             lambda: vae.make_decoder(2, width=4, seed=seed),
+             lambda: vae.VAE(model.encoder, model.decoder, seed=seed),
+             lambda: vae.Sampling(seed=seed)]
+    for call in calls:
+        with pytest.raises(ValueError, match="`seed` must be None or an integer"):
+            call()
+
+
+def test_the_largest_seed_is_accepted():
+    model = vae.make_model(latent_dim=2, width=4, seed=2**32 - 1)
+    assert model.sample(2, seed=2**32 - 1).shape == (2, 28, 28, 1)
+
+
+def test_empty_inputs_raise_naming_the_argument():
+    model = vae.make_model(latent_dim=2, width=4)
+    with pytest.raises(ValueError, match="`x` must hold at least one image"):
+        model.encode(np.zeros((0, 28, 28, 1), "float32"))
+    with pytest.raises(ValueError, match="`z` must have shape"):
+        model.decode(np.zeros((0, 2), "float32"))
+
+
+# Keras' own methods ------------------------------------------------------------------
+
+
+def test_only_the_intended_keras_methods_are_overridden():
+    # A method of keras.Model's name with another signature breaks Keras code
+    # that calls it (the JAX trainer's compute_loss_and_updates, for one).
+    overridden = {name for name in vars(vae.VAE)
+                  if hasattr(keras.Model, name) and not name.startswith("__")}
+    assert overridden == {"call", "fit", "evaluate", "train_step", "test_step", "metrics",
+                          "get_config", "from_config"}
+    assert vae.VAE.compute_loss_and_updates is keras.Model.compute_loss_and_updates
+
+
+# Global state ------------------------------------------------------------------------
+
+
+def _next_global_draws():
+    return (random.random(), float(np.random.random()),
+            np.asarray(global_seed_generator().next()).tolist())
+
+
+def test_make_model_leaves_global_random_state_alone():
+    keras.utils.set_random_seed(123)
+    expected = _next_global_draws()
+    keras.utils.set_random_seed(123)
+    vae.make_model(latent_dim=2, width=4, seed=7)
+    assert _next_global_draws() == expected
+
+
+def test_the_seed_alone_fixes_the_initial_weights():
+    def weights(seed, global_seed):
+        keras.utils.set_random_seed(global_seed)
+        model = vae.make_model(latent_dim=2, width=4, seed=seed)
+        return [np.asarray(v.value) for v in model.weights]
+
+    same = weights(3, global_seed=0)
+    for a, b in zip(same, weights(3, global_seed=1)):
+        np.testing.assert_array_equal(a, b)
+    kernels = [a for a, b in zip(same, weights(4, global_seed=0)) if not np.array_equal(a, b)]
+    assert len(kernels) >= 8  # every kernel of both networks differs
+    model = vae.make_model(latent_dim=2, width=4, seed=3)
+    encoder_kernel = model.encoder.layers[1].kernel.value
+    decoder_kernel = model.decoder.layers[-1].kernel.value
+    assert not np.allclose(np.ravel(encoder_kernel)[:9], np.ravel(decoder_kernel)[:9])
+
+
+# Docstrings --------------------------------------------------------------------------
+
+
+def test_the_module_records_no_tuning_runs():
+    # A docstring says what a configuration is and why; timings, experiment
+    # results and "we tried" lists belong to the benchmarks or the book's pages.
+    record = re.compile(r"\b\d+(\.\d+)? ?(s|sec|seconds?|ms|minutes?)\b|\d nats?\b|"
+                        r"\btried\b|\bfaster\b|\bslower\b|hundredths", re.IGNORECASE)
+    with open(vae.__file__, encoding="utf-8") as source:
+        found = [line.strip() for line in source if record.search(line)]
+    assert found == []

@@ -7,11 +7,15 @@ dynamic filter). These tests pin causality, the rollout, the shift
 operation against a closed form, the loss, training and serialisation.
 """
 
+import random
+import re
+
 import numpy as np
 import pytest
 
 from companion.models import video  # first: selects the JAX backend
 import keras  # noqa: E402
+from companion import inference  # noqa: E402
 
 FRAME = (8, 8, 1)
 
@@ -81,8 +85,7 @@ def test_the_predicted_frame_is_the_last_frame_moved_by_the_shift_mixture():
 
 
 def test_loss_is_the_mean_binary_cross_entropy_and_fit_lowers_it():
-    videos = np.zeros((8, 4) + FRAME, "float32")
-    videos[:, :, 2:5, 2:5] = 1.0      # a still square: easy to predict
+    videos = _still_squares()
     model = video.make_model(frame_shape=FRAME, units=8, code_size=16,
                              learning_rate=0.03)
     p = model.predict_next(videos)
@@ -149,6 +152,106 @@ def test_seed_none_draws_fresh_weights_reproducibly():
     assert not np.array_equal(kernel(), first)
 
 
+def _still_squares(num=8, frames=4):
+    videos = np.zeros((num, frames) + FRAME, "float32")
+    videos[:, :, 2:5, 2:5] = 1.0      # a still square: easy to predict
+    return videos
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_and_predicts_float32_frames(policy, dtype_policy):
+    videos = _still_squares()
+    with dtype_policy(policy):
+        model = video.make_model(frame_shape=FRAME, units=8, code_size=16,
+                                 learning_rate=0.03)
+        assert model.compute_dtype == policy.removeprefix("mixed_")
+        losses = model.fit(videos, epochs=5, batch_size=8, verbose=0).history["loss"]
+        predicted = model.predict_next(videos)
+        rolled = model.rollout(videos[:, :2], steps=3)
+    assert np.isfinite(losses).all() and losses[-1] < 0.9 * losses[0]
+    for frames in (predicted, rolled):
+        assert frames.dtype == np.float32 and ((frames > 0) & (frames < 1)).all()
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def _one_sgd_step(dtype_policy, policy, videos):
+    """The change of every weight after one SGD step (learning rate 1) under `policy`,
+    set with the `dtype_policy` fixture."""
+    with dtype_policy(policy):
+        model = video.NextFramePredictor(frame_shape=FRAME, units=8, code_size=16, seed=2)
+        model.build()
+        model.compile(optimizer=keras.optimizers.SGD(1.0))
+        before = [np.asarray(w) for w in model.trainable_variables]
+        model.fit(videos, epochs=1, batch_size=len(videos), verbose=0)
+        assert int(model.optimizer.iterations) == 1   # the step was not skipped
+        return np.concatenate([(np.asarray(w) - b).ravel()
+                               for w, b in zip(model.trainable_variables, before)])
+
+
+def test_mixed_float16_scales_the_loss_so_the_step_keeps_its_size(dtype_policy):
+    # The LossScaleOptimizer divides every gradient by its loss scale (2**15
+    # at first): the train step must have multiplied the loss by it.
+    videos = _videos(8, 4, seed=7)
+    exact = _one_sgd_step(dtype_policy, "float32", videos)
+    mixed = _one_sgd_step(dtype_policy, "mixed_float16", videos)
+    assert np.linalg.norm(mixed) / np.linalg.norm(exact) == pytest.approx(1.0, abs=0.05)
+    assert mixed @ exact / (np.linalg.norm(mixed) * np.linalg.norm(exact)) > 0.99
+
+
+def test_inference_compiles_one_program_a_purpose_whatever_the_request_size():
+    model = video.make_model(frame_shape=FRAME, units=8, code_size=16, seed=1)
+    for num in (1, 7, 300):
+        videos = _videos(num, 4, seed=num)
+        assert model.predict_next(videos).shape == (num, 3) + FRAME
+        # Two context frames and three steps, or three and two: one length of scan.
+        assert model.rollout(videos[:, :2], steps=3).shape == (num, 3) + FRAME
+        assert model.rollout(videos[:, :3], steps=2).shape == (num, 2) + FRAME
+    assert inference.compile_count(model) == 2    # predict_next and rollout
+    # Each video's prediction is its own, whatever the others in its chunk.
+    videos = _videos(300, 4, seed=8)
+    np.testing.assert_array_equal(model.rollout(videos, 2)[:10],
+                                  model.rollout(videos[:10], 2))
+    np.testing.assert_array_equal(model.predict_next(videos)[:10],
+                                  model.predict_next(videos[:10]))
+
+
+SEED_ERROR = re.escape("`seed` must be None or an integer in [0, 4294967295]; got")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True, "0"])
+def test_every_seed_is_checked_the_same_way(seed):
+    for make in (video.NextFramePredictor, video.make_model):
+        with pytest.raises(ValueError, match=SEED_ERROR):
+            make(frame_shape=FRAME, units=4, code_size=4, seed=seed)
+
+
+def test_the_largest_seed_works():
+    model = video.make_model(frame_shape=FRAME, units=4, code_size=4, seed=2**32 - 1)
+    assert model.rollout(_videos(1, 2), steps=1).shape == (1, 1) + FRAME
+
+
+def _next_global_random_values():
+    """The next draw of Python's, NumPy's and Keras' global random generators."""
+    return (random.random(), np.random.random(), np.asarray(keras.random.uniform((3,))))
+
+
+def test_make_model_changes_no_global_random_state():
+    keras.utils.set_random_seed(7)
+    expected = _next_global_random_values()
+    keras.utils.set_random_seed(7)
+    made = video.make_model(frame_shape=FRAME, units=8, code_size=16, seed=5)
+    again = video.make_model(frame_shape=FRAME, units=8, code_size=16, seed=5)
+    found = _next_global_random_values()
+    assert found[:2] == expected[:2]
+    np.testing.assert_array_equal(found[2], expected[2])
+    # The seed alone fixes the weights (every variable, the seed states included).
+    for first, second in zip(made.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+    other = video.make_model(frame_shape=FRAME, units=8, code_size=16, seed=6)
+    assert not np.array_equal(np.asarray(other.encoder.kernel),
+                              np.asarray(made.encoder.kernel))
+
+
 def test_bad_input_raises(model):
     with pytest.raises(ValueError, match="shape"):
         model.predict_next(np.zeros((2, 3, 28, 28, 1), "float32"))
@@ -164,8 +267,6 @@ def test_bad_input_raises(model):
         model.predict_next([[0.0], [0.0, 1.0]])
     with pytest.raises(ValueError, match="seed"):
         video.NextFramePredictor(seed=-1)
-    with pytest.raises(ValueError, match="batch_size"):
-        model.predict_next(_videos(2, 3), batch_size=0)
     with pytest.raises(ValueError, match="frame_shape"):
         video.NextFramePredictor(frame_shape=(8, 8))
     with pytest.raises(ValueError, match="max_shift"):

@@ -4,9 +4,10 @@
 - :mod:`companion.models.vae`: convolutional VAE with a Bernoulli decoder.
 - :mod:`companion.models.rnn`: row-by-row autoregressive `RowRNN`.
 - :mod:`companion.models.video`: next-frame prediction for small videos.
-- :mod:`companion.models.toy`: small MLP models for the 1-D and 2-D experiments.
-- :mod:`companion.models.wgan`: WGAN-GP and a minibatch-standard-deviation
-  discriminator, the mode-collapse remedies of the analysis chapter.
+- :mod:`companion.models.toy`: small MLP models for the 1-D and 2-D experiments,
+  with the packed and minibatch-standard-deviation discriminators of the
+  analysis chapter's mode-collapse remedies.
+- :mod:`companion.models.wgan`: WGAN-GP, a remedy for mode collapse on the loss side.
 
 Every generative model has ``sample(num, seed=None)`` returning float32 numpy
 images in [0, 1] of shape ``(num, 28, 28, 1)``.
@@ -15,7 +16,9 @@ images in [0, 1] of shape ``(num, 28, 28, 1)``.
 command line, the comparison table and the benchmarks train (:data:`FAMILIES`
 are its keys): each family's module, its *size* (the one ``make_model``
 argument that scales the network, and what it counts), how its likelihood is
-computed, and a tiny configuration for smoke tests.
+computed, and a tiny configuration for smoke tests. It is plain data and
+imports no model module (nor Keras), so the command line's help reads it at
+once; a test checks that each ``default_size`` equals its module's ``BOOK_CONFIG``.
 
 Example:
 
@@ -47,6 +50,9 @@ class Family:
         size_argument: the ``make_model`` argument that sets the network's size
             (the command line's ``--size``).
         size_meaning: what that number counts, in words.
+        default_size: the size of the book's model, its module's
+            ``BOOK_CONFIG[size_argument]``, repeated here as plain data so
+            that reading it imports no model module.
         likelihood: ``"exact"``, ``"IWAE bound"`` or ``"none"`` (no density).
         decays: its learning rates decay to zero over the run: ``make_model``
             takes ``decay_steps`` (its module's ``decay_steps_for`` counts
@@ -59,6 +65,7 @@ class Family:
     title: str
     size_argument: str
     size_meaning: str
+    default_size: int
     likelihood: str
     decays: bool = False
     tiny: dict = dataclasses.field(default_factory=dict)
@@ -68,21 +75,16 @@ class Family:
         """The family's module, ``companion.models.<name>`` (imported on use)."""
         return importlib.import_module(f"{__name__}.{self.name}")
 
-    @property
-    def default_size(self):
-        """The size of the book's model: ``BOOK_CONFIG[size_argument]``."""
-        return self.module.BOOK_CONFIG[self.size_argument]
-
 
 REGISTRY = {
     "gan": Family("gan", "GAN (DCGAN)", "width",
                   "base channel count of the generator and the discriminator",
-                  "none", decays=True, tiny={"width": 4, "latent_dim": 8}),
+                  16, "none", decays=True, tiny={"width": 4, "latent_dim": 8}),
     "vae": Family("vae", "VAE (convolutional)", "width",
-                  "channels of the encoder's first convolution", "IWAE bound",
+                  "channels of the encoder's first convolution", 16, "IWAE bound",
                   tiny={"width": 4, "latent_dim": 2}),
     "rnn": Family("rnn", "autoregressive (row LSTM)", "units",
-                  "recurrent units of the row LSTM", "exact", tiny={"units": 8}),
+                  "recurrent units of the row LSTM", 128, "exact", tiny={"units": 8}),
 }
 """The image families, in the book's order: name -> :class:`Family`."""
 

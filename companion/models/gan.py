@@ -23,15 +23,18 @@ Example:
 (2, 28, 28, 1)
 """
 
+import itertools
+import zlib
+
 import jax
 import keras
 import numpy as np
 from keras import ops
 
-from companion import losses
+from companion import inference, losses
 from companion.models._saving import config_with_networks, from_config_with_networks
-from companion._validation import (check_choice, check_image_shape, check_images,
-                                  check_int)
+from companion._validation import (check_choice, check_fit_data, check_image_shape,
+                                  check_int, check_seed)
 
 VALUE_RANGE = "symmetric"
 GENERATOR_LOSSES = ("non-saturating", "saturating")
@@ -49,14 +52,53 @@ BOOK_CONFIG = {
 }
 """The configuration the DCGAN notebook trains (CLI and benchmarks reuse it).
 
-Tuned on ``mnist10k`` for the notebook's budget (at most 90 s on two CPU
-cores, training included); each setting was scored with
-:func:`companion.evaluation.sample_quality`, and this one scored best.
+The article's design at a quarter of its width, without dropout and with
+larger, decaying learning rates, so that it trains on ``mnist10k`` within the
+notebook's budget on two CPU cores.
 """
 
 
+def layer_seeds(seed, network):
+    """Distinct seeds derived from `seed`, one for each random layer of `network`.
+
+    Builders pass them to each layer's initialiser (and dropout), so the same
+    `seed` builds the same weights without touching Keras' global random
+    state. `network` (e.g. ``"generator"``) keeps two networks built from one
+    seed apart. A `seed` of None gives None for every layer: Keras' unseeded
+    default.
+
+    Args:
+        seed: None or an int in [0, 2**32 - 1].
+        network: the network's role, a string.
+
+    Returns:
+        An endless iterator of ints in [0, 2**32 - 1] (or of None).
+
+    Raises:
+        ValueError: for a `seed` that is not None or such an int.
+
+    Example:
+
+    >>> first, again = layer_seeds(0, "generator"), layer_seeds(0, "generator")
+    >>> a, b = next(first), next(first)
+    >>> a == next(again) and a != b
+    True
+    """
+    seed = check_seed(seed)
+    if seed is None:
+        return itertools.repeat(None)
+    stream = zlib.crc32(network.encode())
+    return (int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
+            for index in itertools.count())
+
+
+def _kernel(seeds):
+    """Keras' default kernel initialiser, seeded from `seeds`."""
+    return keras.initializers.GlorotUniform(seed=next(seeds))
+
+
 def make_generator(latent_dim=100, image_shape=(28, 28, 1), width=64,
-                   kernel_size=BOOK_CONFIG["kernel_size"], name="generator"):
+                   kernel_size=BOOK_CONFIG["kernel_size"], name="generator", seed=None):
     """The DCGAN generator of the original's section 4.1, corrected.
 
     ``Dense -> (H/4, W/4, 4w) -> ConvT(2w, stride 1) -> ConvT(w, stride 2) ->
@@ -72,13 +114,16 @@ def make_generator(latent_dim=100, image_shape=(28, 28, 1), width=64,
         kernel_size: side of the transposed-convolution kernels (the
             article's 5, which the book keeps).
         name: the model's name.
+        seed: an int makes the initial weights deterministic (see
+            :func:`layer_seeds`); None leaves them to Keras' global generator.
 
     Returns:
         A functional `keras.Model` from `(B, latent_dim)` to images
         `(B, H, W, C)` in [-1, 1].
 
     Raises:
-        ValueError: for a non-positive size or H, W not divisible by 4.
+        ValueError: for a non-positive size, H, W not divisible by 4, or a
+            bad `seed`.
 
     Example:
 
@@ -89,23 +134,26 @@ def make_generator(latent_dim=100, image_shape=(28, 28, 1), width=64,
     latent_dim = check_int("latent_dim", latent_dim)
     width = check_int("width", width)
     height, breadth, channels = check_image_shape(image_shape, multiple_of=4)
+    seeds = layer_seeds(seed, "generator")
     layers = keras.layers
     z = keras.Input((latent_dim,), name="z")
-    x = layers.Dense(height // 4 * breadth // 4 * 4 * width, use_bias=False)(z)
+    x = layers.Dense(height // 4 * breadth // 4 * 4 * width, use_bias=False,
+                     kernel_initializer=_kernel(seeds))(z)
     x = _normalise_and_activate(x)
     x = layers.Reshape((height // 4, breadth // 4, 4 * width))(x)
     for filters, stride in ((2 * width, 1), (width, 2)):
-        x = layers.Conv2DTranspose(filters, kernel_size, strides=stride,
-                                   padding="same", use_bias=False)(x)
+        x = layers.Conv2DTranspose(filters, kernel_size, strides=stride, padding="same",
+                                   use_bias=False, kernel_initializer=_kernel(seeds))(x)
         x = _normalise_and_activate(x)
     images = layers.Conv2DTranspose(channels, kernel_size, strides=2, padding="same",
-                                    activation="tanh", name="images")(x)
+                                    activation="tanh", kernel_initializer=_kernel(seeds),
+                                    name="images")(x)
     return keras.Model(z, images, name=name)
 
 
 def make_discriminator(image_shape=(28, 28, 1), width=64,
                        kernel_size=BOOK_CONFIG["kernel_size"],
-                       dropout=BOOK_CONFIG["dropout"], name="discriminator"):
+                       dropout=BOOK_CONFIG["dropout"], name="discriminator", seed=None):
     """The DCGAN discriminator of the original's section 4.1, corrected.
 
     ``Conv(w, stride 2) -> Conv(2w, stride 2) -> Flatten -> Dense(1)``, with
@@ -120,6 +168,8 @@ def make_discriminator(image_shape=(28, 28, 1), width=64,
         dropout: dropout rate after each convolution (default: the book's
             0; the article's is 0.3).
         name: the model's name.
+        seed: an int makes the initial weights and the dropout masks
+            deterministic (see :func:`layer_seeds`).
 
     Returns:
         A functional `keras.Model` from images `(B, H, W, C)` to logits `(B, 1)`.
@@ -134,14 +184,17 @@ def make_discriminator(image_shape=(28, 28, 1), width=64,
     check_image_shape(image_shape, multiple_of=4)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1); got {dropout!r}.")
+    seeds = layer_seeds(seed, "discriminator")
     layers = keras.layers
     images = keras.Input(tuple(image_shape), name="images")
     x = images
     for filters in (width, 2 * width):
-        x = layers.Conv2D(filters, kernel_size, strides=2, padding="same")(x)
+        x = layers.Conv2D(filters, kernel_size, strides=2, padding="same",
+                          kernel_initializer=_kernel(seeds))(x)
         x = layers.LeakyReLU(negative_slope=0.2)(x)
-        x = layers.Dropout(dropout)(x)
-    logits = layers.Dense(1, name="logit")(layers.Flatten()(x))
+        x = layers.Dropout(dropout, seed=next(seeds))(x)
+    logits = layers.Dense(1, kernel_initializer=_kernel(seeds),
+                          name="logit")(layers.Flatten()(x))
     return keras.Model(images, logits, name=name)
 
 
@@ -179,6 +232,16 @@ class GAN(keras.Model):
     ``D``); with small learning rates both follow the same gradient field,
     and neither is the original's two separate "phases" of training.
 
+    **Noise.** Training, evaluation and sampling each draw from their own
+    `SeedGenerator` (``training_seed_generator``,
+    ``evaluation_seed_generator``, ``seed_generator``), so looking at samples
+    or validation losses during `fit` does not change the training run.
+
+    **Mixed precision.** Under a ``"mixed_float16"`` or ``"mixed_bfloat16"``
+    policy both losses are scaled as the optimiser asks before they are
+    differentiated (Keras' `LossScaleOptimizer` under float16 unscales the
+    gradients), and `generate`, `sample` and `decode` return float32.
+
     Tracked metrics: ``d_loss``, ``g_loss``, ``d_real`` (mean ``D(x)``),
     ``d_fake`` (mean ``D(G(z))``) and ``g_grad_norm`` (the global norm of the
     generator's gradient), averaged over an epoch's steps. `evaluate` (and
@@ -189,11 +252,12 @@ class GAN(keras.Model):
         discriminator: a built `keras.Model` from data to logits `(B, 1)`.
         latent_dim: size of the noise vector.
         generator_loss: ``"non-saturating"`` (default) or ``"saturating"``.
-        seed: seed of the model's `SeedGenerator` (the training noise).
+        seed: None or an int in [0, 2**32 - 1]: the seed of the model's three
+            noise generators (training, evaluation and sampling).
 
     Raises:
-        ValueError: for an unknown `generator_loss`, or networks whose
-            shapes do not fit together.
+        ValueError: for an unknown `generator_loss`, a bad `seed`, or networks
+            whose shapes do not fit together.
 
     Example:
 
@@ -214,9 +278,17 @@ class GAN(keras.Model):
                                            GENERATOR_LOSSES)
         self.generator = generator
         self.discriminator = discriminator
-        self.seed = seed
+        self.seed = check_seed(seed)
         self._check_networks()
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        # Three noise streams, so what a user samples or evaluates during `fit`
+        # leaves the training run unchanged.
+        training, evaluation, sampling = itertools.islice(
+            layer_seeds(self.seed, "noise"), 3)
+        self.training_seed_generator = keras.random.SeedGenerator(
+            training, name="training_noise")
+        self.evaluation_seed_generator = keras.random.SeedGenerator(
+            evaluation, name="evaluation_noise")
+        self.seed_generator = keras.random.SeedGenerator(sampling, name="sampling_noise")
         self._trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
@@ -253,37 +325,57 @@ class GAN(keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
-    def compile(self, d_optimizer=None, g_optimizer=None, optimizer=None, **kwargs):
+    def compile(self, d_optimizer=None, g_optimizer=None, optimizer=None,
+                auto_scale_loss=True, **kwargs):
         """Configure training with one optimiser a network.
 
         Args:
             d_optimizer: the discriminator's optimiser (default
                 ``Adam(2e-4, beta_1=0.5)``).
             g_optimizer: the generator's optimiser (same default).
-            optimizer: a ready `MultiOptimizer` instead of the two above
-                (used when a saved model is loaded).
-            **kwargs: passed to `keras.Model.compile`.
+            optimizer: instead of the two above, either a `MultiOptimizer`
+                that maps the discriminator's variables to one optimiser and
+                the rest to another (as this model builds it), or one
+                optimiser (or its name) for the discriminator, the generator
+                getting a copy of it.
+            auto_scale_loss: under the ``"mixed_float16"`` policy, wrap the
+                optimisers in a `LossScaleOptimizer` (as `keras.Model.compile`).
+            **kwargs: passed to `keras.Model.compile` (for example
+                ``steps_per_execution``); saved with the model like the
+                optimisers.
 
         Raises:
-            ValueError: if a generator and a discriminator variable share a path.
+            ValueError: if `optimizer` comes with `d_optimizer` or
+                `g_optimizer`, is a `MultiOptimizer` of another shape, or a
+                generator and a discriminator variable share a path.
         """
-        if optimizer is None:
-            self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
-            self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
-            optimizer = self._multi_optimizer(self.d_optimizer, self.g_optimizer)
-        super().compile(optimizer=optimizer, **kwargs)
+        if optimizer is not None:
+            if d_optimizer is not None or g_optimizer is not None:
+                raise ValueError("Pass either `optimizer` or `d_optimizer` and "
+                                 "`g_optimizer`, not both; got optimizer="
+                                 f"{optimizer!r}, d_optimizer={d_optimizer!r}, "
+                                 f"g_optimizer={g_optimizer!r}.")
+            d_optimizer, g_optimizer = _split_optimizer(optimizer)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self._auto_scale_loss = bool(auto_scale_loss)
+        super().compile(optimizer=self._multi_optimizer(self.d_optimizer, self.g_optimizer),
+                        auto_scale_loss=auto_scale_loss, **kwargs)
 
     def get_compile_config(self):
-        if getattr(self, "d_optimizer", None) is None:
+        """Every argument of `compile`: both optimisers, ``steps_per_execution``,
+        ``jit_compile``, ``auto_scale_loss`` and the rest."""
+        if not self.compiled:
             return None
-        return {
-            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
-            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
-        }
+        config = super().get_compile_config()
+        config.pop("optimizer", None)  # the MultiOptimizer, rebuilt from these two
+        config.update(d_optimizer=keras.saving.serialize_keras_object(self.d_optimizer),
+                      g_optimizer=keras.saving.serialize_keras_object(self.g_optimizer),
+                      auto_scale_loss=self._auto_scale_loss)
+        return config
 
     def compile_from_config(self, config):
-        self.compile(d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
-                     g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]))
+        self.compile(**keras.saving.deserialize_keras_object(config))
         # Built now, so the saved optimiser state (Adam's moments) loads too.
         self.optimizer.build(self.trainable_variables)
 
@@ -321,8 +413,8 @@ class GAN(keras.Model):
         """The losses and mean outputs of both networks on data `x`, no update.
 
         The discriminator judges `x` and as many generated examples (noise
-        from the model's `SeedGenerator`), both in inference mode; see
-        `keras.Model.evaluate`. ``fit(validation_data=...)`` runs the same
+        from the model's evaluation `SeedGenerator`), both in inference mode;
+        see `keras.Model.evaluate`. ``fit(validation_data=...)`` runs the same
         step, the ``val_`` metrics.
 
         An image array is rejected as scaled to [0, 1] rather than [-1, 1]
@@ -336,17 +428,18 @@ class GAN(keras.Model):
         return super().evaluate(self._check_data(x), y, **kwargs)
 
     def _check_data(self, x):
-        if not (isinstance(x, (list, tuple)) or hasattr(x, "__array__")):
-            return x  # None, a dataset or a generator of batches
         if len(self.data_shape) == 3:
-            x = check_images(x, "x", shape=self.data_shape, value_range=(-1.0, 1.0))
-            if x.size and x.min() >= 0.0 and np.mean(x == 0.0) >= 0.25:
+            x = check_fit_data(x, "x", shape=self.data_shape, value_range=(-1.0, 1.0))
+            if (isinstance(x, np.ndarray) and x.size and x.min() >= 0.0
+                    and np.mean(x == 0.0) >= 0.25):
                 raise ValueError(
                     "`x` looks scaled to [0, 1] (all values >= 0, a quarter or more "
                     "exactly 0), but a GAN with a tanh output trains on [-1, 1]: "
                     "load the data with value_range='symmetric'."
                 )
             return x
+        if not (isinstance(x, (list, tuple)) or hasattr(x, "__array__")):
+            return x  # None, a dataset or a generator of batches
         x = np.asarray(x, dtype="float32")
         if x.shape[1:] != self.data_shape or not np.isfinite(x).all():
             raise ValueError(f"`x` must be finite with shape (N, "
@@ -358,44 +451,62 @@ class GAN(keras.Model):
         trainable, non_trainable, optimizer_variables, metric_variables = state
         real = data[0] if isinstance(data, (tuple, list)) else data
         g_trainable, d_trainable = self._split(trainable)
-        seed_state, g_state, d_state = self._split_state(non_trainable)
-        # The noise comes from the model's SeedGenerator, its state passed in.
-        z, key, seed_state = self._draw_noise(seed_state, ops.shape(real)[0])
+        seeds, g_state, d_state = self._split_state(non_trainable)
+        # The noise comes from the training SeedGenerator, its state passed in.
+        z, key, seeds[0] = self._draw_noise(self.training_seed_generator, seeds[0],
+                                            ops.shape(real)[0])
+        # Under mixed float16 the optimiser scales the losses (and unscales
+        # the gradients), so that small gradients do not underflow.
+        scale = self._loss_scale(optimizer_variables)
 
         # The generator's loss and its gradient with respect to G's weights.
-        g_loss_and_grads = jax.value_and_grad(self._generator_loss, has_aux=True)
-        (g_loss, (fake, g_state, d_state)), g_grads = g_loss_and_grads(
+        g_grads, (g_loss, (fake, g_state, d_state)) = jax.grad(
+            _scaled(self._generator_loss, scale), has_aux=True)(
             g_trainable, g_state, d_trainable, d_state, z, training=True)
 
         # The discriminator's loss on real and generated data, its gradient
         # with respect to D's weights; `fake` is a constant here.
-        d_loss_and_grads = jax.value_and_grad(self._discriminator_loss, has_aux=True)
-        (d_loss, (values, d_state)), d_grads = d_loss_and_grads(
+        d_grads, (d_loss, (values, d_state)) = jax.grad(
+            _scaled(self._discriminator_loss, scale), has_aux=True)(
             d_trainable, d_state, real, fake, key, training=True)
 
         # Both gradients were taken at the same weights: one update applies both.
         trainable, optimizer_variables = self.optimizer.stateless_apply(
             optimizer_variables, g_grads + d_grads, trainable)
-        non_trainable = [seed_state, *g_state, *d_state]
-        values.update(d_loss=d_loss, g_loss=g_loss, g_grad_norm=ops.sqrt(
-            sum(ops.sum(ops.square(g)) for g in g_grads)))
+        non_trainable = [*seeds, *g_state, *d_state]
+        g_grad_norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in g_grads))
+        values.update(d_loss=d_loss, g_loss=g_loss,
+                      g_grad_norm=g_grad_norm / scale)
         logs, metric_variables = self._update_metrics(metric_variables, values)
         return logs, (trainable, non_trainable, optimizer_variables, metric_variables)
+
+    def _loss_scale(self, optimizer_variables):
+        """The optimiser's loss scale at its variables' current values.
+
+        ``optimizer.scale_loss(1)``, read as Keras' own JAX ``train_step``
+        reads it: 1 unless a `LossScaleOptimizer` (mixed float16) or a
+        ``loss_scale_factor`` asks for more; the optimiser divides the
+        gradients by it again.
+        """
+        mapping = list(zip(self.optimizer.variables, optimizer_variables))
+        with keras.StatelessScope(state_mapping=mapping):
+            return ops.cast(self.optimizer.scale_loss(ops.ones((), "float32")), "float32")
 
     def test_step(self, state, data):
         """Both losses on a validation batch, in inference mode (`evaluate`'s step)."""
         trainable, non_trainable, metric_variables = state
         real = data[0] if isinstance(data, (tuple, list)) else data
         g_trainable, d_trainable = self._split(trainable)
-        seed_state, g_state, d_state = self._split_state(non_trainable)
-        z, key, seed_state = self._draw_noise(seed_state, ops.shape(real)[0])
+        seeds, g_state, d_state = self._split_state(non_trainable)
+        z, key, seeds[1] = self._draw_noise(self.evaluation_seed_generator, seeds[1],
+                                            ops.shape(real)[0])
         g_loss, (fake, _, _) = self._generator_loss(
             g_trainable, g_state, d_trainable, d_state, z, training=False)
         d_loss, (values, _) = self._discriminator_loss(
             d_trainable, d_state, real, fake, key, training=False)
         values.update(d_loss=d_loss, g_loss=g_loss)
         logs, metric_variables = self._update_metrics(metric_variables, values)
-        non_trainable = [seed_state, *g_state, *d_state]
+        non_trainable = [*seeds, *g_state, *d_state]
         return logs, (trainable, non_trainable, metric_variables)
 
     def _generator_loss(self, g_trainable, g_state, d_trainable, d_state, z, training):
@@ -420,18 +531,23 @@ class GAN(keras.Model):
             d_trainable, d_state, real, training=training)
         fake_logits, d_state = self.discriminator.stateless_call(
             d_trainable, d_state, fake, training=training)
-        values = {"d_real": ops.mean(ops.sigmoid(real_logits)),
-                  "d_fake": ops.mean(ops.sigmoid(fake_logits))}
+        values = {"d_real": ops.mean(ops.sigmoid(ops.cast(real_logits, "float32"))),
+                  "d_fake": ops.mean(ops.sigmoid(ops.cast(fake_logits, "float32")))}
         return losses.discriminator_loss(real_logits, fake_logits), (values, d_state)
+
+    def _noise_generators(self):
+        """The noise's generators, in the order of their states in the variables."""
+        return (self.training_seed_generator, self.evaluation_seed_generator,
+                self.seed_generator)
 
     def _check_variable_order(self):
         # `_split` and `_split_state` cut the model's variable lists by
-        # position: Keras lists a model's own variables (the noise seed) first,
-        # then its layers' in the order they were assigned.
+        # position: Keras lists a model's own variables (the noise seeds)
+        # first, then its layers' in the order they were assigned.
         g, d = self.generator, self.discriminator
         expected = (g.trainable_variables + d.trainable_variables,
-                    [self.seed_generator.state] + g.non_trainable_variables
-                    + d.non_trainable_variables)
+                    [s.state for s in self._noise_generators()]
+                    + g.non_trainable_variables + d.non_trainable_variables)
         found = (self.trainable_variables, self.non_trainable_variables)
         if any(len(a) != len(b) or any(u is not v for u, v in zip(a, b))
                for a, b in zip(expected, found)):
@@ -444,22 +560,23 @@ class GAN(keras.Model):
         return trainable[:size], trainable[size:]
 
     def _split_state(self, non_trainable):
-        """The noise seed, the generator's and the discriminator's other values."""
-        size = len(self.generator.non_trainable_variables)
-        return non_trainable[0], non_trainable[1:size + 1], non_trainable[size + 1:]
+        """The noise seeds' states (a list: training, evaluation, sampling), the
+        generator's and the discriminator's other values."""
+        seeds = len(self._noise_generators())
+        size = seeds + len(self.generator.non_trainable_variables)
+        return list(non_trainable[:seeds]), non_trainable[seeds:size], non_trainable[size:]
 
-    def _draw_noise(self, seed_state, batch_size):
-        """Noise ``z`` from the seed's state, a key for the discriminator's
-        loss (see `_draw_key`) and the seed's next state."""
-        state = self.seed_generator.state
+    def _draw_noise(self, seed_generator, seed_state, batch_size):
+        """Noise ``z`` from `seed_generator` at state `seed_state`, a key for the
+        discriminator's loss (see `_draw_key`) and the generator's next state."""
+        state = seed_generator.state
         with keras.StatelessScope(state_mapping=[(state, seed_state)]) as scope:
-            z = keras.random.normal((batch_size, self.latent_dim),
-                                    seed=self.seed_generator)
-            key = self._draw_key()
+            z = keras.random.normal((batch_size, self.latent_dim), seed=seed_generator)
+            key = self._draw_key(seed_generator)
             new_state = scope.get_current_value(state)
         return z, key, new_state
 
-    def _draw_key(self):
+    def _draw_key(self, seed_generator):
         """None: a GAN's losses draw no random numbers (WGANGP's penalty does)."""
         return None
 
@@ -475,72 +592,68 @@ class GAN(keras.Model):
             updated.extend(own)
         return logs, updated
 
-    def generate(self, num, seed=None, batch_size=100):
+    def generate(self, num, seed=None):
         """Draw `num` examples from the generator, as its raw output.
 
-        The generator runs as one compiled JAX function: ``jax.jit`` over its
-        ``stateless_call`` in inference mode, mapped (``jax.lax.map``) over
-        batches of `batch_size` noise vectors, so one call makes all `num`
-        examples. It is compiled once a shape and reused.
+        The noise (:meth:`noise`) and the generator run compiled, in chunks of
+        a fixed size (:mod:`companion.inference`), so every `num` reuses the
+        same two programs, and the first examples do not depend on `num`:
+        ``generate(1000, seed=s)[:10]`` is ``generate(10, seed=s)``.
 
         Args:
             num: how many examples (>= 1).
-            seed: an int makes the noise, hence the output, deterministic.
-            batch_size: examples a batch inside the compiled call (the last
-                batch is padded). Batches of about a hundred keep a CPU's
-                caches busy; on a GPU, larger ones are faster.
+            seed: None or an int in [0, 2**32 - 1]; an int makes the noise,
+                hence the output, deterministic.
 
         Returns:
             float32 numpy array `(num, *data_shape)` (images in [-1, 1]).
 
         Raises:
-            ValueError: if `num` or `batch_size` is not an integer >= 1.
+            ValueError: if `num` is not an integer >= 1, or `seed` is bad.
         """
-        num = check_int("num", num)
-        return self._run_generator(self.noise(num, seed),
-                                   check_int("batch_size", batch_size))
+        return self._run_generator(self.noise(num, seed))
 
-    def _run_generator(self, z, batch_size=100):
-        """The generator's inference output for noise `z`, in one compiled call."""
-        size = min(len(z), batch_size)
-        batches = -(-len(z) // size)
-        padded = np.pad(z, ((0, batches * size - len(z)), (0, 0)))
-        trainable = [v.value for v in self.generator.trainable_variables]
-        non_trainable = [v.value for v in self.generator.non_trainable_variables]
-        output = self._compiled_generator()(
-            trainable, non_trainable, padded.reshape(batches, size, z.shape[1]))
-        output = np.asarray(output, dtype="float32")
-        return output.reshape((batches * size,) + output.shape[2:])[:len(z)]
+    def _run_generator(self, z):
+        """The generator's float32 inference output for noise `z`, compiled once."""
+        def generate(z):
+            return ops.cast(self.generator(z, training=False), "float32")
 
-    def _compiled_generator(self):
-        if getattr(self, "_jitted_generator", None) is None:
-            def run(trainable, non_trainable, batches):
-                def one_batch(z):
-                    images, _ = self.generator.stateless_call(
-                        trainable, non_trainable, z, training=False)
-                    return images
-                return jax.lax.map(one_batch, batches)
-
-            self._jitted_generator = jax.jit(run)
-        return self._jitted_generator
+        run = inference.compiled(self, "generate", generate, self.generator.variables)
+        return inference.in_chunks(run, len(z), (z,))
 
     def noise(self, num, seed=None):
         """The standard normal noise `(num, latent_dim)` that `generate` uses.
 
+        Drawn in chunks (:func:`companion.inference.in_chunks`), chunk ``i``
+        from ``fold_in(key, i)``, so the first vectors do not depend on `num`.
+
         Args:
             num: how many vectors (>= 1).
-            seed: an int makes the noise deterministic; None draws from the
-                model's `SeedGenerator` (and advances it).
+            seed: None or an int in [0, 2**32 - 1]; an int makes the noise
+                deterministic; None draws a key from the model's sampling
+                `SeedGenerator` (and advances it).
+
+        Returns:
+            float32 numpy array `(num, latent_dim)`.
+
+        Raises:
+            ValueError: if `num` is not an integer >= 1, or `seed` is bad.
 
         Example:
 
         >>> model = make_model(width=4, latent_dim=8)
-        >>> bool((model.noise(2, seed=1) == model.noise(2, seed=1)).all())
+        >>> bool((model.noise(2, seed=1) == model.noise(5, seed=1)[:2]).all())
         True
         """
-        num = check_int("num", num)
-        seed = self.seed_generator if seed is None else int(seed)
-        return np.asarray(keras.random.normal((num, self.latent_dim), seed=seed))
+        num, seed = check_int("num", num), check_seed(seed)
+
+        def draw(key):
+            return keras.random.normal((inference.CHUNK, self.latent_dim), seed=key,
+                                       dtype="float32")
+
+        run = inference.compiled(self, "noise", draw, [])
+        return inference.in_chunks(run, num, key=inference.seed_key(self.seed_generator,
+                                                                    seed))
 
     def decode(self, z):
         """Images in [0, 1] from given noise vectors (e.g. to interpolate in `z`).
@@ -566,33 +679,30 @@ class GAN(keras.Model):
         """
         self._require_images()
         z = np.asarray(z, dtype="float32")
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"`z` must have shape (N, {self.latent_dim}); "
+        if z.ndim != 2 or z.shape[1] != self.latent_dim or not len(z):
+            raise ValueError(f"`z` must have shape (N, {self.latent_dim}), N >= 1; "
                              f"got {z.shape}.")
-        images = self._run_generator(z)
-        return np.clip((images + 1.0) / 2.0, 0.0, 1.0).astype("float32")
+        return _to_unit_range(self._run_generator(z))
 
     def sample(self, num, seed=None):
         """Draw `num` images in [0, 1] (the tanh output mapped by (x + 1) / 2).
 
-        The generator runs compiled (see :meth:`generate`): after the first
-        call, 1,000 samples of the book's DCGAN take about 0.1 s on two CPU
-        cores.
+        Compiled and chunked as :meth:`generate`.
 
         Args:
             num: how many images (>= 1).
-            seed: an int makes the samples deterministic.
+            seed: None or an int in [0, 2**32 - 1]; an int makes the samples
+                deterministic.
 
         Returns:
             float32 numpy array `(num, H, W, C)` in [0, 1].
 
         Raises:
-            ValueError: if `num` is not an integer >= 1, or the generator does
-                not make images (use `generate` for toy data).
+            ValueError: if `num` is not an integer >= 1, `seed` is bad, or the
+                generator does not make images (use `generate` for toy data).
         """
         self._require_images()
-        images = self.generate(num, seed)
-        return np.clip((images + 1.0) / 2.0, 0.0, 1.0).astype("float32")
+        return _to_unit_range(self.generate(num, seed))
 
     def _require_images(self):
         if len(self.data_shape) != 3:
@@ -604,7 +714,7 @@ class GAN(keras.Model):
     def discriminate(self, x):
         """The discriminator's probability ``D(x) = sigmoid(logit)`` as numpy `(N,)`."""
         logits = self.discriminator(np.asarray(x, dtype="float32"), training=False)
-        return np.asarray(ops.sigmoid(logits))[:, 0]
+        return np.asarray(ops.sigmoid(ops.cast(logits, "float32")))[:, 0]
 
     def get_config(self):
         config = super().get_config()
@@ -615,6 +725,35 @@ class GAN(keras.Model):
     @classmethod
     def from_config(cls, config):
         return from_config_with_networks(cls, config, ("generator", "discriminator"))
+
+
+def _scaled(loss_function, scale):
+    """`loss_function`, returning ``(loss, aux)``, made to return
+    ``(scale * loss, (loss, aux))``."""
+    def scaled(*args, **kwargs):
+        loss, aux = loss_function(*args, **kwargs)
+        return ops.cast(loss, "float32") * scale, (loss, aux)
+    return scaled
+
+
+def _to_unit_range(images):
+    return np.clip((images + 1.0) / 2.0, 0.0, 1.0).astype("float32")
+
+
+def _split_optimizer(optimizer):
+    """The discriminator's and the generator's optimisers in `compile(optimizer=...)`."""
+    if isinstance(optimizer, keras.optimizers.MultiOptimizer):
+        mapping = optimizer._optimizer_map  # the map it was made with (Keras has no getter)
+        mapped = ({id(o): o for o in mapping.values()}
+                  if isinstance(mapping, keras.optimizers.OptimizerMap) else {})
+        if len(mapped) != 1:
+            raise ValueError("`optimizer` must be one optimiser, or a MultiOptimizer "
+                             "mapping the discriminator's variables to one optimiser "
+                             f"and the rest to another; got {optimizer!r}.")
+        return next(iter(mapped.values())), mapping.default_optimizer
+    d_optimizer = keras.optimizers.get(optimizer)
+    copy = keras.optimizers.deserialize(keras.optimizers.serialize(d_optimizer))
+    return d_optimizer, copy
 
 
 def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],
@@ -630,7 +769,9 @@ def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],
         image_shape: `(H, W, C)`, H and W divisible by 4.
         latent_dim: size of the noise vector.
         width: base channel count of both networks.
-        seed: seed of the weights' initialisation and of the training noise.
+        seed: an int in [0, 2**32 - 1], the seed of the weights'
+            initialisation and of the model's noise (None: not deterministic).
+            With an int, Keras' global random state is neither read nor changed.
         d_learning_rate: Adam learning rate of the discriminator.
         g_learning_rate: Adam learning rate of the generator.
         beta_1: Adam's first-moment decay for both.
@@ -654,9 +795,9 @@ def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],
     >>> model.generator.output_shape, model.discriminator.output_shape
     ((None, 28, 28, 1), (None, 1))
     """
-    keras.utils.set_random_seed(seed)
-    model = GAN(make_generator(latent_dim, image_shape, width, kernel_size),
-                make_discriminator(image_shape, width, kernel_size, dropout),
+    seed = check_seed(seed)
+    model = GAN(make_generator(latent_dim, image_shape, width, kernel_size, seed=seed),
+                make_discriminator(image_shape, width, kernel_size, dropout, seed=seed),
                 latent_dim=latent_dim, generator_loss=generator_loss, seed=seed)
     model.compile(
         d_optimizer=keras.optimizers.Adam(_rate(d_learning_rate, decay_steps),

@@ -29,7 +29,6 @@ Example:
 (2, 28, 28, 1)
 """
 
-import functools
 import numbers
 
 import jax
@@ -38,9 +37,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from companion import losses
+from companion import inference, losses
 from companion._validation import (check_binary, check_choice, check_image_shape, check_images,
-                                   check_int)
+                                   check_int, check_seed)
 
 VALUE_RANGE = "binary"
 CELLS = ("simple", "gru", "lstm")
@@ -53,20 +52,17 @@ _LAYERS = {
 # What the chapter trains with (book/04_rnn/row_models.ipynb).
 BOOK_CONFIG = {"units": 128, "epochs": 8, "batch_size": 32, "learning_rate": 3e-3,
                "clipnorm": 1.0, "steps_per_execution": 16}
-"""The configuration the row-model notebook trains, for each of the three cells,
-on the 9,000 training digits of ``mnist10k``: the LSTM reaches about 91 nats on
-the binarised test digits, and the three cells train in under a minute
-together on two CPU cores. More epochs help a little (the LSTM reaches about
-89.5 nats after 14) and 256 units more (about 88 nats after 12 epochs), at
-two to three times the cost. ``steps_per_execution`` runs 16 training steps in
-one compiled call: a row-RNN step is short, so ``fit``'s per-call overhead
-otherwise costs a few per cent of the throughput; the steps and their results
-are bit for bit the same."""
+"""The configuration the row-model notebook trains each of the three cells with
+on ``mnist10k``, sized so that the three train together in about a minute on two
+CPU cores. ``steps_per_execution`` runs 16 of the short row-RNN steps in one
+compiled call (the same steps, bit for bit), so ``fit``'s per-call overhead
+does not slow training."""
 
 
 def _offset(seed, offset):
-    """``seed + offset``, or None (a fresh seed) when `seed` is None."""
-    return None if seed is None else seed + offset
+    """``seed + offset`` (modulo 2**32, the range of a seed), or None (a fresh
+    seed) when `seed` is None."""
+    return None if seed is None else (seed + offset) % 2**32
 
 
 def _recurrent_layer(cell, units, seed, return_sequences=True, activation=None,
@@ -76,6 +72,9 @@ def _recurrent_layer(cell, units, seed, return_sequences=True, activation=None,
         "kernel_initializer": keras.initializers.GlorotUniform(seed=seed),
         "recurrent_initializer": keras.initializers.Orthogonal(
             gain=recurrent_gain, seed=_offset(seed, 1)),
+        # The cell's dropout seed: given, so that making the layer draws nothing
+        # from Python's global generator.
+        "seed": _offset(seed, 3),
     }
     if activation is not None:
         options["activation"] = activation
@@ -83,11 +82,12 @@ def _recurrent_layer(cell, units, seed, return_sequences=True, activation=None,
 
 
 def _cell_step(cell_layer, inputs, states):
-    """One step of a Keras RNN cell; states and outputs as tuples."""
+    """One step of a Keras RNN cell; states and outputs as tuples, states kept
+    in the dtype they came in (a scan's carry may not change dtype)."""
     output, new_states = cell_layer(inputs, list(states))
     if not isinstance(new_states, (list, tuple)):
         new_states = [new_states]
-    return output, tuple(new_states)
+    return output, tuple(ops.cast(new, old.dtype) for new, old in zip(new_states, states))
 
 
 def _initial_states(cell_layer, batch, dtype):
@@ -106,9 +106,11 @@ class RowRNN(keras.Model):
     so ``l_{t,j}`` reads only the pixels left of j in row t. `call` returns
     these logits under teacher forcing; `fit(images)` minimises the mean of
     :func:`companion.losses.autoregressive_nll`, the exact negative
-    log-likelihood in nats, and `evaluate(images)` returns that mean. Clip
-    gradients with the optimiser, e.g.
-    ``compile(optimizer=keras.optimizers.Adam(clipnorm=1.0))``.
+    log-likelihood in nats (:meth:`compute_loss`), and `evaluate(images)`
+    returns that mean. Clip gradients with the optimiser, e.g.
+    ``compile(optimizer=keras.optimizers.Adam(clipnorm=1.0))``. Under a mixed
+    precision policy the network runs in float16 or bfloat16 and the logits,
+    the likelihood and the samples are float32.
 
     Args:
         image_shape: `(height, width, channels)` of the images; a row of
@@ -124,8 +126,8 @@ class RowRNN(keras.Model):
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Raises:
-        ValueError: for an unknown `cell`, a bad `units`, `seed` or
-            `image_shape`.
+        ValueError: for an unknown `cell`, a bad `units` or `image_shape`, or
+            a `seed` that is not None or an integer in [0, 2**32 - 1].
 
     Example:
 
@@ -142,7 +144,7 @@ class RowRNN(keras.Model):
         self.image_shape = check_image_shape(image_shape)
         self.cell_type = check_choice("cell", cell, CELLS)
         self.units = check_int("units", units)
-        self.seed = None if seed is None else check_int("seed", seed, minimum=0)
+        self.seed = check_seed(seed)
         height, width, channels = self.image_shape
         self.row_size = width * channels
         self.recurrent = _recurrent_layer(self.cell_type, self.units, self.seed)
@@ -156,8 +158,6 @@ class RowRNN(keras.Model):
         # Mask of A: entry (i, j) may be non-zero only for i < j.
         self.left_mask = np.triu(np.ones((self.row_size, self.row_size), "float32"), k=1)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self._jitted = {}
 
     def build(self, input_shape=None):
         rows = (None, self.image_shape[0], self.row_size)
@@ -195,7 +195,8 @@ class RowRNN(keras.Model):
         above = ops.pad(rows[:, :-1], ((0, 0), (1, 0), (0, 0)))
         states = self.recurrent(above, training=training)   # h_t: the rows above t
         logits = self.readout(states) + self._left_terms(rows)
-        return ops.reshape(logits, (-1,) + self.image_shape)
+        # float32 whatever the policy: the likelihood sums 784 pixels' terms.
+        return ops.cast(ops.reshape(logits, (-1,) + self.image_shape), "float32")
 
     def _left_terms(self, rows):
         """``x_t A`` for every row: each pixel's logit gets the pixels left of it."""
@@ -203,53 +204,19 @@ class RowRNN(keras.Model):
             return 0.0
         return ops.matmul(rows, self.left_kernel * self.left_mask)
 
-    def _batch_nll(self, trainable, non_trainable, images, training=False):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
         """The batch's mean exact negative log-likelihood, in nats an image.
 
-        Stateless (the weights are arguments), so `jax.grad` can differentiate
-        it. Returns the loss and the updated non-trainable values.
+        Keras' own train step differentiates it (and scales it under a
+        ``mixed_float16`` policy); `evaluate` and validation report it. The
+        targets are the images themselves: `y` and `sample_weight` must be None.
         """
-        logits, non_trainable = self.stateless_call(trainable, non_trainable, images,
-                                                    training=training)
-        nll = losses.autoregressive_nll(self._rows(images), self._rows(logits))
-        return ops.mean(nll), non_trainable
-
-    def train_step(self, state, data):
-        """One optimiser step on the batch's mean NLL (`fit` calls it)."""
-        trainable, non_trainable, optimizer_state, metric_state = state
-        images = self._images(data)
-        loss_and_gradients = jax.value_and_grad(self._batch_nll, has_aux=True)
-        (loss, non_trainable), gradients = loss_and_gradients(
-            trainable, non_trainable, images, training=True)
-        trainable, optimizer_state = self.optimizer.stateless_apply(
-            optimizer_state, gradients, trainable)
-        logs, metric_state = self._track(metric_state, loss, images)
-        return logs, (trainable, non_trainable, optimizer_state, metric_state)
-
-    def test_step(self, state, data):
-        """The batch's mean NLL, no update (`evaluate` and validation call it)."""
-        trainable, non_trainable, metric_state = state
-        images = self._images(data)
-        loss, non_trainable = self._batch_nll(trainable, non_trainable, images)
-        logs, metric_state = self._track(metric_state, loss, images)
-        return logs, (trainable, non_trainable, metric_state)
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
-
-    def _track(self, metric_state, loss, images):
-        """Add a batch's mean loss to the epoch's mean, weighted by its size."""
-        metric_state = self.loss_tracker.stateless_update_state(
-            metric_state, loss, sample_weight=ops.shape(images)[0])
-        return {"loss": self.loss_tracker.stateless_result(metric_state)}, metric_state
-
-    def _images(self, data):
-        images, targets, weights = keras.utils.unpack_x_y_sample_weight(data)
-        if targets is not None or weights is not None:
+        if y is not None or sample_weight is not None:
             raise ValueError("RowRNN's data must be images only, without targets "
                              "or sample weights: the targets are the images.")
-        return images
+        nll = losses.autoregressive_nll(self._rows(x), self._rows(y_pred))
+        return ops.mean(nll)
 
     def _check_data(self, name, x, *extra):
         """Check `x`; `extra` (targets, sample weights) must all be None."""
@@ -276,28 +243,29 @@ class RowRNN(keras.Model):
 
     # Compiled inference ---------------------------------------------------------------
 
-    def _compiled(self, name, function):
-        """`function` compiled with `jax.jit` once, run on the current weights."""
+    def _variables(self):
         if not self.built:
             self.build()
-        variables = self.trainable_variables + self.non_trainable_variables
-        if name not in self._jitted:
-            def stateless(values, *arguments):
-                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                    return function(*arguments)
-            self._jitted[name] = jax.jit(stateless)
-        return functools.partial(self._jitted[name], [v.value for v in variables])
+        return self.trainable_variables + self.non_trainable_variables
 
-    def logits(self, images, batch_size=512):
-        """Teacher-forced logits as a numpy array, computed in compiled batches."""
+    def logits(self, images):
+        """Teacher-forced logits as a float32 numpy array, `(N, H, W, C)`.
+
+        Computed by one compiled program (:mod:`companion.inference`) in
+        fixed-size chunks, whatever the number of images.
+        """
         images = check_images(images, "images", shape=self.image_shape)
-        batch_size = check_int("batch_size", batch_size)
-        run = self._compiled("logits", self.call)
-        parts = [np.asarray(run(images[i:i + batch_size]))
-                 for i in range(0, len(images), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros_like(images)
+        if not len(images):
+            return np.zeros(images.shape, "float32")
+        run = inference.compiled(self, "logits", self.call, self._variables())
+        return inference.in_chunks(run, len(images), (images,))
 
-    def log_likelihood(self, images, batch_size=512):
+    def _log_likelihood(self, images):
+        """``log p(x)`` of each image: minus the summed Bernoulli terms of its logits."""
+        logits = self.call(images)
+        return -losses.autoregressive_nll(self._rows(images), self._rows(logits))
+
+    def log_likelihood(self, images):
         """Exact per-example log p(x) in nats.
 
         Formula:
@@ -308,7 +276,6 @@ class RowRNN(keras.Model):
 
         Args:
             images: binary images `(N, H, W, C)` in {0, 1}.
-            batch_size: images per compiled call.
 
         Returns:
             float numpy array `(N,)`, each <= 0.
@@ -324,9 +291,11 @@ class RowRNN(keras.Model):
         (3,)
         """
         images = check_binary(images, shape=self.image_shape)
-        logits = self.logits(images, batch_size)
-        nll = losses.autoregressive_nll(self._rows(images), self._rows(logits))
-        return -np.asarray(nll, dtype="float64")
+        if not len(images):
+            return np.zeros((0,), "float64")
+        run = inference.compiled(self, "log_likelihood", self._log_likelihood,
+                                 self._variables())
+        return inference.in_chunks(run, len(images), (images,)).astype("float64")
 
     # Ancestral sampling -----------------------------------------------------------
 
@@ -340,10 +309,11 @@ class RowRNN(keras.Model):
             temperature: tau > 0, divides every logit.
 
         Returns:
-            `(B, H, row_size)` rows of pixels in {0, 1}.
+            `(B, H, row_size)` float32 rows of pixels in {0, 1}.
         """
         cell = self.recurrent.cell
         batch, height = given.shape[0], self.image_shape[0]
+        dtype = self.compute_dtype   # the network's: float16 or bfloat16 if mixed
 
         def next_row(carry, inputs):
             row_above, states = carry
@@ -353,22 +323,23 @@ class RowRNN(keras.Model):
             # Its pixels, left to right, from sigmoid((W_y h_t + b_y + x_t A) / tau).
             row = self._draw_row(self.readout(output), row_key, temperature)
             # When completing an image, the given row replaces the drawn one.
-            row = jnp.where(t < rows_given, given_row, row)
+            row = jnp.where(t < rows_given, given_row, row.astype(dtype))
             return (row, states), row
 
-        start = (jnp.zeros((batch, self.row_size), given.dtype),   # x_0 = 0
-                 _initial_states(cell, batch, given.dtype))        # h_0 = 0
+        start = (jnp.zeros((batch, self.row_size), dtype),   # x_0 = 0
+                 _initial_states(cell, batch, dtype))        # h_0 = 0
         inputs = (jnp.arange(height), jax.random.split(key, height),
-                  jnp.swapaxes(given, 0, 1))
-        _, rows = jax.lax.scan(next_row, start, inputs)            # (H, B, row_size)
-        return jnp.swapaxes(rows, 0, 1)
+                  jnp.swapaxes(given.astype(dtype), 0, 1))
+        _, rows = jax.lax.scan(next_row, start, inputs)      # (H, B, row_size)
+        return jnp.swapaxes(rows, 0, 1).astype("float32")
 
     def _draw_row(self, state_logits, key, temperature):
         """Draw one row, pixel j from ``sigmoid((s_j + sum_{i<j} x_i A_ij) / tau)``.
 
         ``s = W_y h_t + b_y`` is `state_logits`. Pixel j needs the pixels left of
-        it, so a `fori_loop` draws them in order.
+        it, so a `fori_loop` draws them in order, in float32 whatever the policy.
         """
+        state_logits = state_logits.astype("float32")
         uniforms = jax.random.uniform(key, state_logits.shape)
         if not self.left_context:   # the pixels are independent given h_t
             return (uniforms < jax.nn.sigmoid(state_logits / temperature)).astype("float32")
@@ -383,32 +354,33 @@ class RowRNN(keras.Model):
         return jax.lax.fori_loop(0, self.row_size, draw_pixel,
                                  jnp.zeros_like(state_logits))
 
-    def _key(self, seed):
-        if seed is None:
-            return self.seed_generator.next()
-        return jax.random.PRNGKey(check_int("seed", seed, minimum=0))
-
     def _generate(self, given_rows, rows_given, seed, temperature):
+        """`_sample_rows` compiled once, run on fixed-size chunks of `given_rows`."""
         if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
                 or not temperature > 0 or not np.isfinite(temperature)):
             raise ValueError(f"`temperature` must be a finite number > 0; got "
                              f"{temperature!r}.")
-        run = self._compiled("generate", self._sample_rows)
-        rows = run(self._key(seed), jnp.asarray(given_rows, "float32"),
-                   jnp.int32(rows_given), jnp.float32(temperature))
-        return np.asarray(rows, dtype="float32").reshape((-1,) + self.image_shape)
+        key = inference.seed_key(self.seed_generator, check_seed(seed))
+        run = inference.compiled(self, "sample", self._sample_rows, self._variables())
+        rows_given, temperature = np.int32(rows_given), np.float32(temperature)
+        rows = inference.in_chunks(
+            lambda given, chunk_key: run(chunk_key, given, rows_given, temperature),
+            len(given_rows), (given_rows,), key=key)
+        return rows.reshape((-1,) + self.image_shape)
 
     def sample(self, num, seed=None, temperature=1.0):
         """Draw images row by row from the model (ancestral sampling).
 
         Each pixel is drawn from ``Bernoulli(sigmoid(l_{t,j} / tau))`` given the
         pixels drawn before it: a `jax.lax.scan` over rows (one recurrent step
-        each) with a loop over the row's pixels inside, compiled as one call.
+        each) with a loop over the row's pixels inside, compiled once and run on
+        chunks of :data:`companion.inference.CHUNK` images, so the first images
+        of ``sample(1000, seed=s)`` are ``sample(10, seed=s)``.
 
         Args:
             num: number of images.
-            seed: int for reproducible samples, or None to advance the
-                model's own seed generator.
+            seed: int in [0, 2**32 - 1] for reproducible samples, or None to
+                advance the model's own seed generator.
             temperature: tau > 0; tau < 1 sharpens, tau > 1 flattens each pixel's
                 distribution (tau = 1 samples the model itself).
 
@@ -438,7 +410,7 @@ class RowRNN(keras.Model):
             images: binary images `(N, H, W, C)`; only their first `rows_given`
                 rows are read.
             rows_given: number of rows to keep, 0 <= rows_given <= H.
-            seed: int for reproducible completions, or None.
+            seed: int in [0, 2**32 - 1] for reproducible completions, or None.
             temperature: tau > 0, as in :meth:`sample`.
 
         Returns:
@@ -463,6 +435,8 @@ class RowRNN(keras.Model):
             raise ValueError(f"`rows_given` must be <= the image height "
                              f"{self.image_shape[0]}; got {rows_given}.")
         rows = images.reshape((len(images), self.image_shape[0], self.row_size))
+        if not len(rows):
+            return images
         return self._generate(rows, rows_given, seed, temperature)
 
 
@@ -476,7 +450,9 @@ def make_model(image_shape=(28, 28, 1), cell="lstm", units=BOOK_CONFIG["units"],
         image_shape: `(height, width, channels)`.
         cell: ``"simple"``, ``"gru"`` or ``"lstm"``.
         units: size of the recurrent state.
-        seed: int seed of the initialisers and the sampler, or None.
+        seed: int seed of the initialisers and the sampler, or None. The
+            weights come from it alone: no global random state is read or
+            changed (with None, fresh seeds are drawn from Python's generator).
         learning_rate: Adam's step size.
         clipnorm: rescale each gradient to this norm at most (None: no clipping).
         steps_per_execution: training steps a compiled call of ``fit``.
@@ -526,7 +502,7 @@ def gradient_norm_by_distance(cell="simple", units=64, steps=40, seed=0,
         cell: ``"simple"``, ``"gru"`` or ``"lstm"``.
         units: state size.
         steps: sequence length T.
-        seed: seed of the weights and the inputs.
+        seed: int seed of the weights and the inputs, in [0, 2**32 - 1].
         input_dim: size of one input vector.
         batch: number of sequences averaged.
         activation: the cell's activation (None: the Keras default, tanh);
@@ -539,7 +515,7 @@ def gradient_norm_by_distance(cell="simple", units=64, steps=40, seed=0,
         float numpy array `(steps,)`: entry d is the mean norm at distance d.
 
     Raises:
-        ValueError: for an unknown `cell` or bad sizes.
+        ValueError: for an unknown `cell`, bad sizes or a bad `seed`.
 
     Example:
 
@@ -551,7 +527,8 @@ def gradient_norm_by_distance(cell="simple", units=64, steps=40, seed=0,
     for name, value in (("units", units), ("steps", steps), ("input_dim", input_dim),
                         ("batch", batch)):
         check_int(name, value)
-    check_int("seed", seed, minimum=0)
+    if check_seed(seed) is None:
+        raise ValueError("`seed` must be an integer in [0, 4294967295]; got None.")
     layer = _recurrent_layer(cell, units, seed, return_sequences=False,
                              activation=activation, recurrent_gain=recurrent_gain)
     layer.build((None, steps, input_dim))

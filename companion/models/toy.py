@@ -5,6 +5,9 @@ discriminator with the optimal one, ``D* = p_data / (p_data + p_g)``; the
 analysis chapter trains on the 2-D ring of Gaussians
 (:func:`companion.data.ring_of_gaussians`). Both use the same
 :class:`companion.models.gan.GAN` as the image model, with these networks.
+The analysis chapter's two remedies for mode collapse that change only the
+discriminator live here too: packing (:class:`Pack`, :class:`Unpack`) and
+the minibatch standard deviation (:class:`MinibatchStdDev`).
 
 Example:
 
@@ -17,10 +20,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from companion._validation import check_int
+from companion.models.gan import GAN, layer_seeds
+from companion._validation import check_int, check_seed
 
 
-def make_mlp_generator(latent_dim, data_dim, width=64, depth=2, name="generator"):
+def make_mlp_generator(latent_dim, data_dim, width=64, depth=2, name="generator",
+                       seed=None):
     """An MLP generator: `depth` ReLU layers of `width` units, then a linear layer.
 
     With ``depth=0`` it is affine, ``G(z) = z K + b`` (``z`` a row vector,
@@ -36,6 +41,8 @@ def make_mlp_generator(latent_dim, data_dim, width=64, depth=2, name="generator"
         width: units a hidden layer.
         depth: number of hidden layers (0 for an affine generator).
         name: the model's name.
+        seed: an int makes the initial weights deterministic (see
+            :func:`companion.models.gan.layer_seeds`).
 
     Returns:
         A functional `keras.Model` from `(B, latent_dim)` to `(B, data_dim)`.
@@ -46,13 +53,15 @@ def make_mlp_generator(latent_dim, data_dim, width=64, depth=2, name="generator"
     386
     """
     latent_dim, data_dim = check_int("latent_dim", latent_dim), check_int("data_dim", data_dim)
+    seeds = layer_seeds(seed, "generator")
     z = keras.Input((latent_dim,), name="z")
-    x = _hidden(z, width, depth, "relu", prefix="g", minimum_depth=0)
-    return keras.Model(z, keras.layers.Dense(data_dim, name="g_out")(x), name=name)
+    x = _hidden(z, width, depth, "relu", seeds, prefix="g", minimum_depth=0)
+    out = keras.layers.Dense(data_dim, kernel_initializer=_kernel(seeds), name="g_out")
+    return keras.Model(z, out(x), name=name)
 
 
 def make_mlp_discriminator(data_dim, width=64, depth=2, name="discriminator",
-                           after_first=None):
+                           after_first=None, seed=None):
     """An MLP discriminator: `depth` leaky-ReLU layers, then one logit.
 
     Args:
@@ -61,7 +70,9 @@ def make_mlp_discriminator(data_dim, width=64, depth=2, name="discriminator",
         depth: number of hidden layers (>= 1).
         name: the model's name.
         after_first: an optional layer applied after the first hidden layer
-            (e.g. :class:`companion.models.wgan.MinibatchStdDev`).
+            (e.g. :class:`MinibatchStdDev`).
+        seed: an int makes the initial weights deterministic (see
+            :func:`companion.models.gan.layer_seeds`).
 
     Returns:
         A functional `keras.Model` from `(B, data_dim)` to logits `(B, 1)`.
@@ -73,20 +84,30 @@ def make_mlp_discriminator(data_dim, width=64, depth=2, name="discriminator",
     """
     data_dim = check_int("data_dim", data_dim)
     depth = check_int("depth", depth)
+    seeds = layer_seeds(seed, "discriminator")
     x_in = keras.Input((data_dim,), name="x")
-    x = _hidden(x_in, width, 1, "leaky_relu", prefix="d")
+    x = _hidden(x_in, width, 1, "leaky_relu", seeds, prefix="d")
     if after_first is not None:
         x = after_first(x)
-    x = _hidden(x, width, depth - 1, "leaky_relu", prefix="d", minimum_depth=0, start=1)
-    return keras.Model(x_in, keras.layers.Dense(1, name="d_logit")(x), name=name)
+    x = _hidden(x, width, depth - 1, "leaky_relu", seeds, prefix="d", minimum_depth=0,
+                start=1)
+    logits = keras.layers.Dense(1, kernel_initializer=_kernel(seeds), name="d_logit")
+    return keras.Model(x_in, logits(x), name=name)
 
 
-def _hidden(x, width, depth, activation, prefix, minimum_depth=1, start=0):
+def _hidden(x, width, depth, activation, seeds, prefix, minimum_depth=1, start=0):
     width = check_int("width", width)
     depth = check_int("depth", depth, minimum=minimum_depth)
     for i in range(start, start + depth):
-        x = keras.layers.Dense(width, activation=activation, name=f"{prefix}_dense_{i}")(x)
+        x = keras.layers.Dense(width, activation=activation,
+                               kernel_initializer=_kernel(seeds),
+                               name=f"{prefix}_dense_{i}")(x)
     return x
+
+
+def _kernel(seeds):
+    """Keras' default kernel initialiser, seeded from `seeds`."""
+    return keras.initializers.GlorotUniform(seed=next(seeds))
 
 
 @keras.saving.register_keras_serializable(package="companion")
@@ -160,7 +181,8 @@ class Unpack(keras.layers.Layer):
         return dict(super().get_config(), pack=self.pack)
 
 
-def make_packed_discriminator(data_dim, pack=4, width=64, depth=2, name="discriminator"):
+def make_packed_discriminator(data_dim, pack=4, width=64, depth=2, name="discriminator",
+                              seed=None):
     """The MLP discriminator of :func:`make_mlp_discriminator`, judging `pack` samples at once.
 
     ``Pack(pack) -> depth x Dense(width, leaky ReLU) -> Dense(1) -> Unpack(pack)``:
@@ -175,6 +197,7 @@ def make_packed_discriminator(data_dim, pack=4, width=64, depth=2, name="discrim
         width: units a hidden layer.
         depth: number of hidden layers.
         name: the model's name.
+        seed: an int makes the initial weights deterministic.
 
     Returns:
         A functional `keras.Model` from `(B, data_dim)` to logits `(B, 1)`;
@@ -188,11 +211,75 @@ def make_packed_discriminator(data_dim, pack=4, width=64, depth=2, name="discrim
     (8, 1)
     """
     data_dim, pack = check_int("data_dim", data_dim), check_int("pack", pack)
+    seeds = layer_seeds(seed, "discriminator")
     x_in = keras.Input((data_dim,), name="x")
     x = Pack(pack, name="d_pack")(x_in)
-    x = _hidden(x, width, depth, "leaky_relu", prefix="d")
-    logits = keras.layers.Dense(1, name="d_logit")(x)
+    x = _hidden(x, width, depth, "leaky_relu", seeds, prefix="d")
+    logits = keras.layers.Dense(1, kernel_initializer=_kernel(seeds), name="d_logit")(x)
     return keras.Model(x_in, Unpack(pack, name="d_unpack")(logits), name=name)
+
+
+@keras.saving.register_keras_serializable(package="companion")
+class MinibatchStdDev(keras.layers.Layer):
+    """Append the batch's mean feature standard deviation to every example.
+
+    A discriminator that sees one example at a time cannot tell a batch of
+    identical samples from a diverse one; with this feature it can, so a
+    generator that collapses onto a few modes is penalised (the minibatch
+    standard deviation of Karras et al. 2018, a simplification of the
+    minibatch discrimination of Salimans et al. 2016).
+
+    Formula:
+
+    ```
+    s = mean_j sqrt(var_b(h_bj) + 1e-8),    output_b = concat(h_b, s)
+    ```
+
+    The real and the generated batch must therefore be passed to the
+    discriminator separately (as :class:`~companion.models.gan.GAN` does).
+
+    Example:
+
+    >>> h = np.array([[0.0, 1.0], [2.0, 1.0]], "float32")
+    >>> np.asarray(MinibatchStdDev()(h)).round(3).tolist()  # stds 1 and 0
+    [[0.0, 1.0, 0.5], [2.0, 1.0, 0.5]]
+    """
+
+    def call(self, inputs):
+        variance = ops.var(inputs, axis=0)
+        statistic = ops.mean(ops.sqrt(variance + 1e-8))
+        column = ops.ones_like(inputs[:, :1]) * statistic
+        return ops.concatenate([inputs, column], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (input_shape[-1] + 1,)
+
+
+def make_minibatch_discriminator(data_dim, width=64, depth=2, name="discriminator",
+                                 seed=None):
+    """The MLP discriminator of :func:`make_mlp_discriminator` with a minibatch-std feature.
+
+    ``Dense(width, leaky ReLU) -> MinibatchStdDev -> (depth - 1) x Dense(width,
+    leaky ReLU) -> Dense(1)``: one more input to the second layer, otherwise the
+    same network as :func:`make_mlp_discriminator`.
+
+    Args:
+        data_dim: size of one example.
+        width: units a hidden layer.
+        depth: number of hidden layers (>= 1).
+        name: the model's name.
+        seed: an int makes the initial weights deterministic.
+
+    Returns:
+        A functional `keras.Model` from `(B, data_dim)` to logits `(B, 1)`.
+
+    Example:
+
+    >>> make_minibatch_discriminator(2, 16).output_shape
+    (None, 1)
+    """
+    return make_mlp_discriminator(data_dim, width, depth, name, seed=seed,
+                                  after_first=MinibatchStdDev(name="d_minibatch_std"))
 
 
 def make_model(data_dim=1, latent_dim=1, width=32, depth=2, seed=0,
@@ -206,8 +293,8 @@ def make_model(data_dim=1, latent_dim=1, width=32, depth=2, seed=0,
     change only the discriminator, so the generator, the losses and the
     optimisers stay the same: ``pack > 1`` gives :func:`make_packed_discriminator`
     (PacGAN, Lin et al. 2018), ``minibatch_std=True`` gives
-    :func:`companion.models.wgan.make_minibatch_discriminator` (the minibatch
-    standard deviation of Karras et al. 2018).
+    :func:`make_minibatch_discriminator` (the minibatch standard deviation of
+    Karras et al. 2018).
 
     Args:
         data_dim: size of one example (1 for the Gaussian, 2 for the ring).
@@ -216,7 +303,8 @@ def make_model(data_dim=1, latent_dim=1, width=32, depth=2, seed=0,
         depth: hidden layers of both networks.
         generator_depth: hidden layers of the generator, if not `depth`
             (0 makes it affine).
-        seed: seed of the initialisation and the training noise.
+        seed: an int in [0, 2**32 - 1], the seed of the initialisation and of
+            the model's noise; Keras' global random state is left alone.
         generator_loss: ``"non-saturating"`` or ``"saturating"``.
         d_learning_rate: Adam learning rate of the discriminator.
         g_learning_rate: Adam learning rate of the generator.
@@ -246,26 +334,22 @@ def make_model(data_dim=1, latent_dim=1, width=32, depth=2, seed=0,
     >>> make_model(data_dim=2, width=8, pack=4).discriminator.input_shape
     (None, 2)
     """
-    from companion.models.gan import GAN
-
     pack = check_int("pack", pack)
     if pack > 1 and minibatch_std:
         raise ValueError("Choose one remedy: `pack` > 1 or `minibatch_std`, not both; "
                          f"got pack={pack!r}, minibatch_std={minibatch_std!r}.")
     if not 0.0 <= decay_to <= 1.0:
         raise ValueError(f"`decay_to` must be in [0, 1]; got {decay_to!r}.")
-    keras.utils.set_random_seed(seed)
+    seed = check_seed(seed)
     if generator_depth is None:
         generator_depth = depth
     if minibatch_std:
-        from companion.models.wgan import make_minibatch_discriminator
-
-        discriminator = make_minibatch_discriminator(data_dim, width, depth)
+        discriminator = make_minibatch_discriminator(data_dim, width, depth, seed=seed)
     elif pack > 1:
-        discriminator = make_packed_discriminator(data_dim, pack, width, depth)
+        discriminator = make_packed_discriminator(data_dim, pack, width, depth, seed=seed)
     else:
-        discriminator = make_mlp_discriminator(data_dim, width, depth)
-    model = GAN(make_mlp_generator(latent_dim, data_dim, width, generator_depth),
+        discriminator = make_mlp_discriminator(data_dim, width, depth, seed=seed)
+    model = GAN(make_mlp_generator(latent_dim, data_dim, width, generator_depth, seed=seed),
                 discriminator, latent_dim=latent_dim, generator_loss=generator_loss,
                 seed=seed)
 

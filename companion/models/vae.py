@@ -39,40 +39,33 @@ Example:
 import math
 import numbers
 
+import jax
 import keras
 import numpy as np
 from keras import ops
 from scipy.special import expit
 
-from companion import evaluation, losses
+from companion import evaluation, inference, losses
 from companion.models._saving import config_with_networks, from_config_with_networks
 from companion.training import EveryEpochs
-from companion._validation import check_image_shape, check_images, check_int
+from companion._validation import (MAX_SEED, check_fit_data, check_image_shape,
+                                   check_images, check_int, check_seed)
 
 VALUE_RANGE = "binary"
 
 BOOK_CONFIG = {
-    "latent_dim": 32,  # 16 gives a bound about 1 nat worse at the same cost
+    "latent_dim": 32,  # size of z
     "width": 16,  # channels of the encoder's first convolution; hidden layers have 2x
-    "epochs": 18,  # about 2.5 s an epoch on 9,000 digits on 2 CPU cores
+    "epochs": 18,
     "batch_size": 64,
-    "learning_rate": 2e-3,
+    "learning_rate": 2e-3,  # Adam's
 }
-"""The configuration the convolutional-VAE notebook trains (CLI and benchmarks reuse it).
+"""The configuration the convolutional-VAE notebook trains (CLI and benchmarks reuse it):
+the one with the best importance-weighted bound on ``mnist10k`` that trains within a
+notebook's time budget on 2 CPU cores."""
 
-Tuned on ``mnist10k`` for a notebook of at most 75 s on 2 CPU cores: test
-negative ELBO 103.7 nats and importance-weighted bound 96.4 nats (k = 200) on
-the fixed stochastic binarisation of the 1,000 test digits. Width 32 costs
-about 3x per epoch; width 12 for more epochs, a learning rate of 1e-3, and
-cosine decays from 3e-3 or 4e-3 all gave worse bounds in the same time, 3e-3
-the same.
-"""
-
-_CHUNK = 64
-"""Codes a compiled decoder step: small steps keep the activations in the CPU's
-cache (on 2 CPU cores, 64 codes a step decode about 3x faster than 2,000)."""
 _BLOCK = 16384
-"""Codes (images x importance samples) one compiled call of `log_weights` handles."""
+"""Codes (images x importance samples) :meth:`VAE.log_weights` holds in memory at once."""
 
 
 def _check_beta(beta, name="beta"):
@@ -82,7 +75,17 @@ def _check_beta(beta, name="beta"):
     return float(beta)
 
 
-def make_encoder(latent_dim, image_shape=(28, 28, 1), width=32, name="encoder"):
+def _kernel_initializers(seed, count, network):
+    """`count` Glorot-uniform kernel initializers, each seeded from `seed` and
+    `network` (0 the encoder, 1 the decoder); Keras' unseeded default for None."""
+    if seed is None:
+        return ["glorot_uniform"] * count
+    seeds = np.random.SeedSequence([check_seed(seed), network]).generate_state(count)
+    return [keras.initializers.GlorotUniform(seed=int(s)) for s in seeds]
+
+
+def make_encoder(latent_dim, image_shape=(28, 28, 1), width=32, name="encoder",
+                 seed=None):
     """The encoder ``q(z|x)``: a convolutional network with two Gaussian heads.
 
     ``Conv(w, stride 2) -> Conv(2w, stride 2) -> Flatten -> Dense(8w)``, then
@@ -96,13 +99,15 @@ def make_encoder(latent_dim, image_shape=(28, 28, 1), width=32, name="encoder"):
         image_shape: `(H, W, C)`, H and W divisible by 4.
         width: channels of the first convolution (>= 1).
         name: the model's name.
+        seed: an int makes the initial weights deterministic (and leaves
+            Keras' global random state alone); None draws them from it.
 
     Returns:
         A functional `keras.Model` from images `(B, H, W, C)` to the list
         ``[mean, log_var]``, each `(B, latent_dim)`.
 
     Raises:
-        ValueError: for `latent_dim` or `width` < 1 or a bad `image_shape`.
+        ValueError: for `latent_dim` or `width` < 1, a bad `image_shape` or `seed`.
 
     Example:
 
@@ -113,17 +118,22 @@ def make_encoder(latent_dim, image_shape=(28, 28, 1), width=32, name="encoder"):
     latent_dim = check_int("latent_dim", latent_dim)
     width = check_int("width", width)
     shape = check_image_shape(image_shape, multiple_of=4)
+    kernels = _kernel_initializers(seed, 5, network=0)
     layers = keras.layers
     images = keras.Input(shape, name="images")
-    x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(images)
-    x = layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu")(x)
-    x = layers.Dense(8 * width, activation="relu")(layers.Flatten()(x))
-    mean = layers.Dense(latent_dim, name="mean")(x)
-    log_var = layers.Dense(latent_dim, name="log_var")(x)
+    x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu",
+                      kernel_initializer=kernels[0])(images)
+    x = layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu",
+                      kernel_initializer=kernels[1])(x)
+    x = layers.Dense(8 * width, activation="relu",
+                     kernel_initializer=kernels[2])(layers.Flatten()(x))
+    mean = layers.Dense(latent_dim, name="mean", kernel_initializer=kernels[3])(x)
+    log_var = layers.Dense(latent_dim, name="log_var", kernel_initializer=kernels[4])(x)
     return keras.Model(images, [mean, log_var], name=name)
 
 
-def make_decoder(latent_dim, image_shape=(28, 28, 1), width=32, name="decoder"):
+def make_decoder(latent_dim, image_shape=(28, 28, 1), width=32, name="decoder",
+                 seed=None):
     """The decoder ``p(x|z)``: latent codes to Bernoulli *logits* per pixel.
 
     ``Dense(H/4 * W/4 * 2w) -> ConvT(2w, 4x4, stride 2) -> ConvT(C, 4x4,
@@ -138,12 +148,14 @@ def make_decoder(latent_dim, image_shape=(28, 28, 1), width=32, name="decoder"):
         image_shape: `(H, W, C)`, H and W divisible by 4.
         width: half the channels of the hidden layers (>= 1).
         name: the model's name.
+        seed: an int makes the initial weights deterministic (and leaves
+            Keras' global random state alone); None draws them from it.
 
     Returns:
         A functional `keras.Model` from `(B, latent_dim)` to logits `(B, H, W, C)`.
 
     Raises:
-        ValueError: for `latent_dim` or `width` < 1 or a bad `image_shape`.
+        ValueError: for `latent_dim` or `width` < 1, a bad `image_shape` or `seed`.
 
     Example:
 
@@ -153,14 +165,16 @@ def make_decoder(latent_dim, image_shape=(28, 28, 1), width=32, name="decoder"):
     latent_dim = check_int("latent_dim", latent_dim)
     width = check_int("width", width)
     height, breadth, channels = check_image_shape(image_shape, multiple_of=4)
+    kernels = _kernel_initializers(seed, 3, network=1)
     layers = keras.layers
     z = keras.Input((latent_dim,), name="z")
-    x = layers.Dense(height // 4 * breadth // 4 * 2 * width, activation="relu")(z)
+    x = layers.Dense(height // 4 * breadth // 4 * 2 * width, activation="relu",
+                     kernel_initializer=kernels[0])(z)
     x = layers.Reshape((height // 4, breadth // 4, 2 * width))(x)
     x = layers.Conv2DTranspose(2 * width, 4, strides=2, padding="same",
-                               activation="relu")(x)
+                               activation="relu", kernel_initializer=kernels[1])(x)
     logits = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
-                                    name="logits")(x)
+                                    name="logits", kernel_initializer=kernels[2])(x)
     return keras.Model(z, logits, name=name)
 
 
@@ -192,8 +206,8 @@ class Sampling(keras.layers.Layer):
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = check_seed(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def call(self, inputs):
         mean, log_var = inputs
@@ -241,10 +255,11 @@ class VAE(keras.Model):
         decoder: a `keras.Model` from ``(B, latent_dim)`` to logits shaped like
             the images.
         beta: initial weight of the KL term, a finite number >= 0.
-        seed: seed of the model's seed generators (training noise, samples).
+        seed: an int in [0, 2**32 - 1] seeds the model's seed generators
+            (training noise, samples); None draws it from Keras' global state.
 
     Raises:
-        ValueError: for a bad `beta` or networks whose shapes do not fit.
+        ValueError: for a bad `beta` or `seed`, or networks whose shapes do not fit.
 
     Example:
 
@@ -262,12 +277,12 @@ class VAE(keras.Model):
         self.beta = _check_beta(beta)
         self.encoder = encoder
         self.decoder = decoder
-        self.seed = seed
+        self.seed = check_seed(seed)
         self._check_networks()
         self.latent_dim = int(self.decoder.input_shape[-1])
-        self.sampler = Sampling(seed=seed, name="sampling")
+        self.sampler = Sampling(seed=self.seed, name="sampling")
         self.seed_generator = keras.random.SeedGenerator(
-            None if seed is None else seed + 1)
+            None if self.seed is None else (self.seed + 1) % (MAX_SEED + 1))
         self.kl_weight = keras.Variable(self.beta, trainable=False, name="kl_weight",
                                         dtype="float32")
         self._trackers = [keras.metrics.Mean(name=name)
@@ -314,16 +329,40 @@ class VAE(keras.Model):
     def fit(self, x=None, y=None, **kwargs):
         """Train on images in [0, 1] (binary for a true likelihood); see `keras.Model.fit`.
 
+        An array `x` is checked first; a `tf.data.Dataset`, a
+        `keras.utils.PyDataset` or a Python generator of batches goes to Keras
+        unchecked (a generator must yield tuples ``(batch,)``, as Keras says).
+
         Raises:
-            ValueError: if `x` is not `(N, *image_shape)` with values in [0, 1].
+            ValueError: if an array `x` (or `validation_data`) is not
+                `(N, *image_shape)` with values in [0, 1], or `batch_size` is
+                not an integer >= 1.
         """
-        if x is not None and not hasattr(x, "element_spec"):
-            x = check_images(x, "x", shape=self.image_shape)
-        return super().fit(x, y, **kwargs)
+        x = check_fit_data(x, "x", shape=self.image_shape)
+        if hasattr(kwargs.get("validation_data"), "__array__"):
+            kwargs["validation_data"] = check_fit_data(
+                kwargs["validation_data"], "validation_data", shape=self.image_shape)
+        return super().fit(x, y, **self._check_batch_size(kwargs))
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        """The loss and its terms on held-out images; see `keras.Model.evaluate`.
+
+        Raises:
+            ValueError: if an array `x` is not `(N, *image_shape)` with values
+                in [0, 1], or `batch_size` is not an integer >= 1.
+        """
+        x = check_fit_data(x, "x", shape=self.image_shape)
+        return super().evaluate(x, y, **self._check_batch_size(kwargs))
+
+    @staticmethod
+    def _check_batch_size(kwargs):
+        if kwargs.get("batch_size") is not None:
+            kwargs["batch_size"] = check_int("batch_size", kwargs["batch_size"])
+        return kwargs
 
     # Training --------------------------------------------------------------------
 
-    def compute_loss_and_updates(self, trainable, non_trainable, x, training=False):
+    def stateless_loss(self, trainable, non_trainable, x, training=False):
         """The loss of batch `x` as a pure function of the variables' values.
 
         Keras on JAX trains statelessly: the variables' values come in as
@@ -354,13 +393,22 @@ class VAE(keras.Model):
         `state` holds the values of every variable and the step returns their
         new values instead of changing anything in place.
         """
-        import jax
-
         trainable, non_trainable, optimizer_variables, metric_variables = state
         x = data[0] if isinstance(data, (tuple, list)) else data
-        loss_and_gradients = jax.value_and_grad(self.compute_loss_and_updates, has_aux=True)
-        (loss, (terms, non_trainable)), gradients = loss_and_gradients(
-            trainable, non_trainable, x, training=True)
+
+        def scaled_loss(trainable):
+            loss, (terms, new_non_trainable) = self.stateless_loss(
+                trainable, non_trainable, x, training=True)
+            # Under mixed float16 the optimizer multiplies the loss by a scale, so
+            # small float16 gradients do not underflow to 0, and `stateless_apply`
+            # divides the gradients by it again; under other policies it is 1.
+            optimizer_state = list(zip(self.optimizer.variables, optimizer_variables))
+            with keras.StatelessScope(state_mapping=optimizer_state):
+                scaled = self.optimizer.scale_loss(loss)
+            return scaled, (loss, terms, new_non_trainable)
+
+        loss_and_gradients = jax.value_and_grad(scaled_loss, has_aux=True)
+        (_, (loss, terms, non_trainable)), gradients = loss_and_gradients(trainable)
         trainable, optimizer_variables = self.optimizer.stateless_apply(
             optimizer_variables, gradients, trainable)
         logs, metric_variables = self._update_metrics(metric_variables, loss=loss, **terms)
@@ -370,8 +418,7 @@ class VAE(keras.Model):
         """The training loss and its terms on held-out images, without updating weights."""
         trainable, non_trainable, metric_variables = state
         x = data[0] if isinstance(data, (tuple, list)) else data
-        loss, (terms, non_trainable) = self.compute_loss_and_updates(
-            trainable, non_trainable, x)
+        loss, (terms, non_trainable) = self.stateless_loss(trainable, non_trainable, x)
         logs, metric_variables = self._update_metrics(metric_variables, loss=loss, **terms)
         return logs, (trainable, non_trainable, metric_variables)
 
@@ -386,31 +433,48 @@ class VAE(keras.Model):
         return logs, updated
 
     # Inference -------------------------------------------------------------------
+    #
+    # Every method below runs through `companion.inference`: one compiled program
+    # a purpose ("encode", "decode", "noise", "sample", "sample_binary",
+    # "sample_terms"), called on chunks of `inference.CHUNK` rows whatever the
+    # number asked for. A random chunk gets its own key, `fold_in(key, i)`.
 
     def _check_x(self, x):
-        return check_images(x, "x", shape=self.image_shape)
+        x = check_images(x, "x", shape=self.image_shape)
+        if not len(x):
+            raise ValueError(f"`x` must hold at least one image; got shape {x.shape}.")
+        return x
 
     def _check_z(self, z):
         z = np.asarray(z, dtype="float32")
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"`z` must have shape (N, {self.latent_dim}); "
+        if z.ndim != 2 or z.shape[1] != self.latent_dim or not len(z):
+            raise ValueError(f"`z` must have shape (N, {self.latent_dim}) with N >= 1; "
                              f"got {z.shape}.")
         return z
 
-    def encode(self, x, batch_size=256):
+    def encode(self, x, batch_size=inference.CHUNK):
         """The posterior's parameters ``(mean, log_var)``, numpy `(N, latent_dim)` each.
 
+        Args:
+            x: images `(N, *image_shape)` in [0, 1].
+            batch_size: images a compiled call (>= 1); the default keeps one
+                compiled program for every `N`, another value compiles one more.
+
         Raises:
-            ValueError: if `x` is not `(N, *image_shape)` in [0, 1].
+            ValueError: if `x` is not `(N, *image_shape)` in [0, 1] or
+                `batch_size` is not an integer >= 1.
         """
         x = self._check_x(x)
-        parts = [self.encoder(x[i:i + batch_size], training=False)
-                 for i in range(0, len(x), batch_size)]
-        mean = np.concatenate([np.asarray(p[0]) for p in parts]).astype("float32")
-        log_var = np.concatenate([np.asarray(p[1]) for p in parts]).astype("float32")
-        return mean, log_var
+        batch_size = check_int("batch_size", batch_size)
 
-    def decode(self, z, batch_size=_CHUNK):
+        def encode(images):
+            mean, log_var = self.encoder(images, training=False)
+            return ops.cast(mean, "float32"), ops.cast(log_var, "float32")
+
+        run = inference.compiled(self, "encode", encode, self.encoder.variables)
+        return inference.in_chunks(run, len(x), (x,), chunk=batch_size)
+
+    def decode(self, z, batch_size=inference.CHUNK):
         """The decoder's Bernoulli means ``sigmoid(logits)`` for codes `z`.
 
         Like ``GAN.decode``, it returns images in [0, 1]: each pixel is its
@@ -419,13 +483,15 @@ class VAE(keras.Model):
 
         Args:
             z: codes `(N, latent_dim)`.
-            batch_size: codes a compiled decoder step (>= 1).
+            batch_size: codes a compiled call (>= 1); the default keeps one
+                compiled program for every `N`, another value compiles one more.
 
         Returns:
             float32 numpy `(N, *image_shape)` in [0, 1].
 
         Raises:
-            ValueError: if `z` is not `(N, latent_dim)`.
+            ValueError: if `z` is not `(N, latent_dim)` or `batch_size` is not
+                an integer >= 1.
 
         Example:
 
@@ -436,21 +502,35 @@ class VAE(keras.Model):
         """
         return expit(self.decode_logits(z, batch_size))
 
-    def decode_logits(self, z, batch_size=_CHUNK):
-        """The decoder's Bernoulli logits for codes `z`, numpy `(N, *image_shape)`.
+    def decode_logits(self, z, batch_size=inference.CHUNK):
+        """The decoder's Bernoulli logits for codes `z`, float32 numpy `(N, *image_shape)`.
 
-        The decoder runs compiled (one ``jax.jit`` call, `batch_size` codes a
-        step inside it).
+        Args:
+            z: codes `(N, latent_dim)`.
+            batch_size: codes a compiled call (>= 1), as in :meth:`decode`.
 
         Raises:
-            ValueError: if `z` is not `(N, latent_dim)`.
+            ValueError: if `z` is not `(N, latent_dim)` or `batch_size` is not
+                an integer >= 1.
         """
         z = self._check_z(z)
         batch_size = check_int("batch_size", batch_size)
-        size = min(len(z), batch_size)
-        padded = np.pad(z, ((0, -len(z) % size), (0, 0)))
-        logits = self._compiled("decode")(*self._decoder_weights(), padded, size)
-        return np.asarray(logits)[:len(z)].astype("float32")
+        run = inference.compiled(self, "decode", self._logits, self.decoder.variables)
+        return inference.in_chunks(run, len(z), (z,), chunk=batch_size)
+
+    def _logits(self, z):
+        """The decoder's logits of codes `z`, in float32 whatever the dtype policy."""
+        return ops.cast(self.decoder(z, training=False), "float32")
+
+    def _prior_codes(self, key):
+        """One chunk of codes ``z ~ N(0, I)`` from `key`, and a second key for pixels.
+
+        The key is split in two, so the pixel noise of a binary sample is
+        independent of its codes.
+        """
+        key_z, key_x = jax.random.split(key)
+        z = jax.random.normal(key_z, (inference.CHUNK, self.latent_dim), dtype="float32")
+        return z, key_x
 
     def reconstruct(self, x, sample=False, seed=None):
         """Reconstructions of `x`: the Bernoulli means :meth:`decode` of its codes.
@@ -458,91 +538,38 @@ class VAE(keras.Model):
         Args:
             x: images `(N, *image_shape)` in [0, 1].
             sample: decode a draw ``z ~ q(z|x)`` instead of the posterior mean.
-            seed: with ``sample=True``, an int makes the draw deterministic.
+            seed: with ``sample=True``, an int in [0, 2**32 - 1] makes the draw
+                deterministic.
 
         Returns:
             float32 numpy `(N, *image_shape)` in [0, 1].
+
+        Raises:
+            ValueError: for bad images or a bad `seed`.
         """
+        seed = check_seed(seed)
         mean, log_var = self.encode(x)
         if sample:
-            eps = np.asarray(keras.random.normal(mean.shape, seed=self._seed(seed)))
-            mean = mean + np.exp(0.5 * log_var) * eps
+            mean = mean + np.exp(0.5 * log_var) * self.noise(len(mean), seed)
         return self.decode(mean)
-
-    def _seed(self, seed):
-        return self.seed_generator if seed is None else int(seed)
-
-    def _key(self, seed):
-        """A JAX random key: from the int `seed`, or the next from the model's generator."""
-        if seed is None:
-            return self.seed_generator.next()
-        return np.array([int(seed) & 0xFFFFFFFF, 0], dtype="uint32")
-
-    def _decoder_weights(self):
-        return ([v.value for v in self.decoder.trainable_variables],
-                [v.value for v in self.decoder.non_trainable_variables])
-
-    def _compiled(self, name):
-        """The compiled inference functions, built once a model (see `_build_*`)."""
-        if getattr(self, "_jitted", None) is None:
-            self._jitted = {}
-        if name not in self._jitted:
-            self._jitted[name] = getattr(self, f"_build_{name}")()
-        return self._jitted[name]
-
-    def _decode_steps(self, trainable, non_trainable, z, size):
-        """Logits of codes `z` `(M, D)`, M a multiple of `size`, inside a traced
-        function: a `jax.lax.map` over steps of `size` codes (small steps keep
-        the activations in the CPU's cache)."""
-        import jax
-
-        def step(codes):
-            logits, _ = self.decoder.stateless_call(trainable, non_trainable, codes,
-                                                    training=False)
-            return logits
-
-        logits = jax.lax.map(step, ops.reshape(z, (-1, size, self.latent_dim)))
-        return ops.reshape(logits, (-1,) + self.image_shape)
-
-    def _build_decode(self):
-        import jax
-
-        return jax.jit(self._decode_steps, static_argnums=3)
-
-    def _build_sample(self):
-        import jax
-
-        def run(trainable, non_trainable, key, num, binary):
-            # Two independent keys: one for the codes, one for the pixels.
-            key_z, key_x = jax.random.split(key)
-            z = jax.random.normal(key_z, (num, self.latent_dim), dtype="float32")
-            size = min(num, _CHUNK)
-            padded = ops.pad(z, ((0, -num % size), (0, 0)))
-            logits = self._decode_steps(trainable, non_trainable, padded, size)[:num]
-            probabilities = jax.nn.sigmoid(logits)
-            if binary:
-                uniforms = jax.random.uniform(key_x, probabilities.shape)
-                return ops.cast(uniforms < probabilities, "float32")
-            return probabilities
-
-        return jax.jit(run, static_argnums=(3, 4))
 
     def noise(self, num, seed=None):
         """The prior draws ``z ~ N(0, I)`` that :meth:`sample` decodes with this `seed`.
 
         Args:
             num: how many codes (>= 1).
-            seed: an int gives the codes of ``sample(num, seed)``.
+            seed: an int in [0, 2**32 - 1] gives the codes of ``sample(num, seed)``.
 
         Returns:
             float32 numpy `(num, latent_dim)`.
-        """
-        import jax
 
-        num = check_int("num", num)
-        key_z, _ = jax.random.split(self._key(seed))
-        return np.asarray(jax.random.normal(key_z, (num, self.latent_dim),
-                                            dtype="float32"))
+        Raises:
+            ValueError: if `num` is not an integer >= 1 or `seed` is bad.
+        """
+        num, seed = check_int("num", num), check_seed(seed)
+        run = inference.compiled(self, "noise", lambda key: self._prior_codes(key)[0], [])
+        return inference.in_chunks(run, num, key=inference.seed_key(self.seed_generator,
+                                                                    seed))
 
     def sample(self, num, seed=None, binary=False):
         """Draw `num` images from the model: ``z ~ N(0, I)``, then ``p(x|z)``.
@@ -552,27 +579,35 @@ class VAE(keras.Model):
         samples. With ``binary=True`` it draws the pixels themselves, a true
         sample from the model (salt-and-pepper noise wherever p is near 1/2).
 
-        The whole draw (codes, decoder, pixels) is one compiled JAX function,
-        compiled once for each `num`: after that, 1,000 samples of the book's
-        model take a few hundredths of a second on a CPU. The seed's key is
-        split in two, one key for the codes (:meth:`noise`) and one for the
-        pixels, so the pixel noise is independent of the codes.
+        Codes, decoder and pixels run as one compiled program, the same for
+        every `num`; the first images of ``sample(1000, seed=s)`` are those of
+        ``sample(10, seed=s)``, and the codes are :meth:`noise`'s.
 
         Args:
             num: how many images (>= 1).
-            seed: an int makes the samples deterministic.
+            seed: an int in [0, 2**32 - 1] makes the samples deterministic.
             binary: draw {0, 1} pixels instead of returning probabilities.
 
         Returns:
             float32 numpy array `(num, *image_shape)` in [0, 1].
 
         Raises:
-            ValueError: if `num` is not an integer >= 1.
+            ValueError: if `num` is not an integer >= 1 or `seed` is bad.
         """
-        num = check_int("num", num)
-        images = self._compiled("sample")(*self._decoder_weights(), self._key(seed),
-                                          num, bool(binary))
-        return np.asarray(images, dtype="float32")
+        num, seed, binary = check_int("num", num), check_seed(seed), bool(binary)
+
+        def draw(key):
+            z, key_x = self._prior_codes(key)
+            probabilities = jax.nn.sigmoid(self._logits(z))
+            if binary:
+                uniforms = jax.random.uniform(key_x, probabilities.shape)
+                return ops.cast(uniforms < probabilities, "float32")
+            return probabilities
+
+        purpose = "sample_binary" if binary else "sample"
+        run = inference.compiled(self, purpose, draw, self.decoder.variables)
+        return inference.in_chunks(run, num, key=inference.seed_key(self.seed_generator,
+                                                                    seed))
 
     def kl_per_dimension(self, x):
         """Average KL(q(z_j|x) || N(0, 1)) of each latent dimension over `x`, in nats.
@@ -595,75 +630,52 @@ class VAE(keras.Model):
         log w_s = log p(x|z_s) + log N(z_s; 0, I) - log N(z_s; mean, diag var)
         ```
 
-        Compiled: each call handles a block of images (about 16,000 codes
-        in all), decoding 64 codes a step, so thousands of samples per image
-        fit in memory.
-
         Args:
             x: images `(N, *image_shape)` in [0, 1].
             num_samples: samples ``S`` per image (>= 1).
-            seed: an int makes the estimate deterministic.
+            seed: an int in [0, 2**32 - 1] makes the estimate deterministic.
 
         Returns:
             float64 numpy `(N, S)`.
 
         Raises:
-            ValueError: for bad images or counts.
+            ValueError: for bad images, counts or seeds.
         """
         log_px, log_ratio = self._sample_terms(x, num_samples, seed)
         return log_px + log_ratio
 
     def _sample_terms(self, x, num_samples, seed):
-        """``log p(x|z_s)`` and ``log p(z_s) - log q(z_s|x)``, each `(N, S)`."""
-        import jax
+        """``log p(x|z_s)`` and ``log p(z_s) - log q(z_s|x)``, float64 `(N, S)` each.
 
+        The (image, sample) pairs are decoded in blocks of about `_BLOCK`
+        codes, so thousands of samples per image fit in memory.
+        """
         x = self._check_x(x)
-        num_samples = check_int("num_samples", num_samples)
-        images = max(1, min(len(x), _BLOCK // num_samples, _CHUNK))
-        steps = max(1, _CHUNK // images)  # samples a decoder step
-        padded_samples = -(-num_samples // steps) * steps
+        num_samples, seed = check_int("num_samples", num_samples), check_seed(seed)
         mean, log_var = self.encode(x)
-        run = self._compiled("sample_terms")
-        weights = self._decoder_weights()
-        key = self._key(seed)
-        log_px_rows, ratio_rows = [], []
+        run = inference.compiled(self, "sample_terms", self._sample_terms_chunk,
+                                 self.decoder.variables)
+        key = inference.seed_key(self.seed_generator, seed)
+        images = max(1, _BLOCK // num_samples)  # images a block
+        log_px, ratio = [], []
         for block, start in enumerate(range(0, len(x), images)):
-            count = len(x[start:start + images])
-            xb, mb, vb = (np.concatenate([a[start:start + count],
-                                          np.repeat(a[start:start + 1], images - count, 0)])
-                          for a in (x, mean, log_var))
-            log_px, ratio = run(*weights, xb, mb, vb, jax.random.fold_in(key, block),
-                                padded_samples, steps)
-            log_px_rows.append(np.asarray(log_px, "float64")[:num_samples, :count].T)
-            ratio_rows.append(np.asarray(ratio, "float64")[:num_samples, :count].T)
-        return np.concatenate(log_px_rows), np.concatenate(ratio_rows)
+            # Row i * S + s of a block is sample s of its image i.
+            rows = [np.repeat(a[start:start + images], num_samples, axis=0)
+                    for a in (x, mean, log_var)]
+            terms = inference.in_chunks(run, len(rows[0]), rows,
+                                        key=jax.random.fold_in(key, block))
+            log_px.append(terms[0].astype("float64").reshape(-1, num_samples))
+            ratio.append(terms[1].astype("float64").reshape(-1, num_samples))
+        return np.concatenate(log_px), np.concatenate(ratio)
 
-    def _build_sample_terms(self):
-        """A compiled ``(log p(x|z_s), log p(z_s) - log q(z_s|x))``, each `(S, B)`."""
-        import jax
-
-        def run(trainable, non_trainable, x, mean, log_var, key, num_samples, steps):
-            batch = x.shape[0]
-            eps = jax.random.normal(key, (num_samples, batch, self.latent_dim),
-                                    dtype="float32")
-            z = mean[None] + ops.exp(0.5 * log_var)[None] * eps
-            targets = ops.tile(x, (steps, 1, 1, 1))  # row s * batch + b is image b
-
-            def step(codes):  # `steps` samples of every image: (steps, B, D)
-                logits, _ = self.decoder.stateless_call(
-                    trainable, non_trainable,
-                    ops.reshape(codes, (steps * batch, self.latent_dim)), training=False)
-                log_px = losses.bernoulli_log_likelihood(targets, logits)
-                return ops.reshape(log_px, (steps, batch))
-
-            log_px = jax.lax.map(step, ops.reshape(
-                z, (num_samples // steps, steps, batch, self.latent_dim)))
-            log_px = ops.reshape(log_px, (num_samples, batch))
-            # log N(z; 0, I) - log N(z; mean, var): the 2 pi terms cancel.
-            ratio = -0.5 * ops.sum(ops.square(z) - ops.square(eps) - log_var[None], axis=-1)
-            return log_px, ratio
-
-        return jax.jit(run, static_argnums=(6, 7))
+    def _sample_terms_chunk(self, x, mean, log_var, key):
+        """``log p(x|z)`` and ``log p(z) - log q(z|x)`` of one draw ``z ~ q(z|x)`` a row."""
+        eps = jax.random.normal(key, mean.shape, dtype="float32")
+        z = mean + ops.exp(0.5 * log_var) * eps
+        log_px = losses.bernoulli_log_likelihood(x, self._logits(z))
+        # log N(z; 0, I) - log N(z; mean, var): the 2 pi terms cancel.
+        ratio = -0.5 * ops.sum(ops.square(z) - ops.square(eps) - log_var, axis=-1)
+        return log_px, ratio
 
     def elbo(self, x, num_samples=1, seed=None):
         """The ELBO of each image in nats, ``E_q[log p(x|z)] - KL(q(z|x) || p(z))``.
@@ -675,7 +687,7 @@ class VAE(keras.Model):
         Args:
             x: images `(N, *image_shape)` in [0, 1].
             num_samples: draws of ``z`` per image (>= 1).
-            seed: an int makes the estimate deterministic.
+            seed: an int in [0, 2**32 - 1] makes the estimate deterministic.
 
         Returns:
             float64 numpy `(N,)`.
@@ -700,7 +712,7 @@ class VAE(keras.Model):
         Args:
             x: images `(N, *image_shape)` in [0, 1].
             num_samples: ``k`` (>= 1).
-            seed: an int makes the estimate deterministic.
+            seed: an int in [0, 2**32 - 1] makes the estimate deterministic.
 
         Returns:
             float64 numpy `(N,)`.
@@ -805,7 +817,10 @@ def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],
         latent_dim: size of ``z``.
         width: channel count of the first convolution.
         beta: weight of the KL term (1 = the ELBO).
-        seed: seed of the weights' initialisation and of the training noise.
+        seed: an int in [0, 2**32 - 1] seeds the initial weights and the
+            training noise, leaving every global random state alone; None
+            draws them from Keras' global state. ``fit``'s shuffling of the
+            data follows Keras' global seed (``keras.utils.set_random_seed``).
         learning_rate: Adam's learning rate.
 
     Returns:
@@ -815,8 +830,8 @@ def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],
         batch_size=BOOK_CONFIG["batch_size"])``.
 
     Raises:
-        ValueError: for `latent_dim` or `width` < 1, a bad `image_shape` or a
-            negative `beta`.
+        ValueError: for `latent_dim` or `width` < 1, a bad `image_shape`, a
+            negative `beta` or a bad `seed`.
 
     Example:
 
@@ -824,8 +839,8 @@ def make_model(image_shape=(28, 28, 1), latent_dim=BOOK_CONFIG["latent_dim"],
     >>> model.encoder.output_shape, model.decoder.output_shape
     ([(None, 2), (None, 2)], (None, 28, 28, 1))
     """
-    keras.utils.set_random_seed(seed)
-    model = VAE(make_encoder(latent_dim, image_shape, width),
-                make_decoder(latent_dim, image_shape, width), beta=beta, seed=seed)
+    seed = check_seed(seed)
+    model = VAE(make_encoder(latent_dim, image_shape, width, seed=seed),
+                make_decoder(latent_dim, image_shape, width, seed=seed), beta=beta, seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     return model

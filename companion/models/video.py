@@ -21,8 +21,7 @@ every probability inside (0, 1), so the cross-entropy stays finite. The
 network decides *where the content goes*; the content itself is copied, where
 a dense readout of all 784 pixels would have to re-learn every digit at every
 position. Every layer is dense: the recurrence is not convolutional, as a
-ConvLSTM's is (Shi et al. 2015), which trains about ten times slower on two
-CPU cores.
+ConvLSTM's is (Shi et al. 2015), which is much slower to train on a CPU.
 
 Training is teacher forced (the true frames go in) with the per-pixel binary
 cross-entropy on grey levels in [0, 1]; a *rollout* instead feeds each
@@ -44,7 +43,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from companion._validation import check_images, check_int
+from companion import inference
+from companion._validation import check_images, check_int, check_seed
 
 VALUE_RANGE = "unit"
 FLOOR = 1e-4
@@ -86,7 +86,9 @@ class NextFramePredictor(keras.Model):
     `call(videos)` takes `(B, T, H, W, C)` frames in [0, 1] and returns the
     logits of frames 2..T, shape `(B, T - 1, H, W, C)`, each computed from the
     frames before it only. `fit(videos)` minimises the mean per-pixel binary
-    cross-entropy of these predictions.
+    cross-entropy of these predictions. Under a mixed precision policy the
+    network runs in float16 or bfloat16, and the move of the frame, the logits
+    and the loss stay in float32 (``1 - eps / 2`` is 1 in half precision).
 
     Args:
         frame_shape: `(height, width, channels)` of one frame.
@@ -94,12 +96,12 @@ class NextFramePredictor(keras.Model):
         code_size: size of each frame's code.
         max_shift: largest displacement, in pixels along each axis, that one
             step can move the content (``2 max_shift + 1`` shifts an axis).
-        seed: int seed of the weight initialisers, or None for fresh seeds
-            (reproducible after `keras.utils.set_random_seed`).
+        seed: int seed of the weight initialisers, in [0, 2**32 - 1], or None
+            for fresh seeds (reproducible after `keras.utils.set_random_seed`).
         **kwargs: passed to `keras.Model`.
 
     Raises:
-        ValueError: for bad sizes.
+        ValueError: for bad sizes or a bad `seed`.
 
     Example:
 
@@ -120,7 +122,7 @@ class NextFramePredictor(keras.Model):
         self.units = check_int("units", units)
         self.code_size = check_int("code_size", code_size)
         self.max_shift = check_int("max_shift", max_shift, minimum=0)
-        self.seed = None if seed is None else check_int("seed", seed, minimum=0)
+        self.seed = check_seed(seed)
         self.pixels = int(np.prod(self.frame_shape))
         shifts = range(-self.max_shift, self.max_shift + 1)
         # shift_matrices[axis][k] moves content by shifts[k] pixels along `axis`.
@@ -134,16 +136,16 @@ class NextFramePredictor(keras.Model):
             self.units, return_sequences=True,
             kernel_initializer=keras.initializers.GlorotUniform(seed=self._seed(1)),
             recurrent_initializer=keras.initializers.Orthogonal(seed=self._seed(2)),
+            seed=self._seed(4),   # dropout's: given, so nothing global is drawn
         )
         self.readout = keras.layers.Dense(
             2 * len(shifts),
             kernel_initializer=keras.initializers.GlorotUniform(seed=self._seed(3)),
             name="shift_logits")
-        self._jitted = {}
 
     def _seed(self, offset):
-        """The seed of one initialiser: ``seed + offset``, or None (fresh)."""
-        return None if self.seed is None else self.seed + offset
+        """The seed of one initialiser: ``seed + offset`` (modulo 2**32), or None (fresh)."""
+        return None if self.seed is None else (self.seed + offset) % 2**32
 
     def build(self, input_shape=None):
         self.encoder.build((None, self.pixels))
@@ -172,8 +174,10 @@ class NextFramePredictor(keras.Model):
                 logits, then the horizontal shifts'.
 
         Returns:
-            `(N, H, W, C)` probabilities of the next frames' pixels.
+            `(N, H, W, C)` float32 probabilities of the next frames' pixels.
         """
+        frames = ops.cast(frames, "float32")
+        shift_logits = ops.cast(shift_logits, "float32")
         side = 2 * self.max_shift + 1
         rows = ops.einsum("nk,kab->nab", ops.softmax(shift_logits[:, :side], axis=-1),
                           self.shift_matrices[0])
@@ -184,7 +188,7 @@ class NextFramePredictor(keras.Model):
 
     def call(self, videos, training=False):
         """Logits of frames 2..T, each from the true frames before it (teacher forcing)."""
-        videos = ops.convert_to_tensor(videos, self.compute_dtype)
+        videos = ops.convert_to_tensor(videos, "float32")
         steps = ops.shape(videos)[1] - 1
         flat = ops.reshape(videos[:, :-1], (-1, steps, self.pixels))
         states = self.recurrent(self.encoder(flat), training=training)
@@ -195,10 +199,15 @@ class NextFramePredictor(keras.Model):
 
     def _scan(self, inputs, known):
         """Predicted frames after each input; inputs from index `known` on are
-        replaced by the model's own previous prediction (its pixel probabilities)."""
+        replaced by the model's own previous prediction (its pixel probabilities).
+
+        Frames are float32; the LSTM's state is in the network's dtype (float16
+        or bfloat16 under mixed precision), as a scan's carry keeps its dtype.
+        """
         cell = self.recurrent.cell
+        inputs = inputs.astype("float32")
         batch, steps = inputs.shape[0], inputs.shape[1]
-        zeros = jnp.zeros((batch, self.units), inputs.dtype)
+        zeros = jnp.zeros((batch, self.units), self.compute_dtype)
 
         def step(carry, step_inputs):
             predicted, h, c = carry
@@ -207,7 +216,7 @@ class NextFramePredictor(keras.Model):
             code = self.encoder(jnp.reshape(frame, (batch, self.pixels)))
             output, (h, c) = cell(code, [h, c])
             predicted = self._move(frame, self.readout(output))
-            return (predicted, h, c), predicted
+            return (predicted, h.astype(zeros.dtype), c.astype(zeros.dtype)), predicted
 
         start = jnp.zeros((batch,) + self.frame_shape, inputs.dtype)
         _, frames = jax.lax.scan(step, (start, zeros, zeros),
@@ -254,63 +263,39 @@ class NextFramePredictor(keras.Model):
                 "validation_data", *keras.utils.unpack_x_y_sample_weight(validation_data))
         return super().fit(x, validation_data=validation_data, **kwargs)
 
-    def _values(self):
-        return [v.value for v in self.trainable_variables + self.non_trainable_variables]
+    def _variables(self):
+        if not self.built:
+            self.build()
+        return self.trainable_variables + self.non_trainable_variables
 
-    def _jit(self, name, builder, **options):
-        if name not in self._jitted:
-            self._jitted[name] = jax.jit(builder(), **options)
-        return self._jitted[name]
-
-    def predict_next(self, videos, batch_size=64):
+    def predict_next(self, videos):
         """One-step predictions: the probability of every pixel of frames 2..T.
+
+        One compiled program (:mod:`companion.inference`) for each video length
+        T, run on fixed-size chunks of videos.
 
         Args:
             videos: `(N, T, H, W, C)` in [0, 1], T >= 2.
-            batch_size: videos per compiled call.
 
         Returns:
             float32 numpy array `(N, T - 1, H, W, C)` in [0, 1]; entry t is
             ``p(v_{t+2} | v_1..v_{t+1})``, computed from true frames.
         """
         videos = _check_videos(videos, self.frame_shape, minimum_frames=2)
-        batch_size = check_int("batch_size", batch_size)
-        if not self.built:
-            self.build()
-        variables = self.trainable_variables + self.non_trainable_variables
-
-        def builder():
-            def run(values, batch):
-                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                    return jax.nn.sigmoid(self.call(batch))
-            return run
-
-        run = self._jit("predict", builder)
-        values = self._values()
-        parts = [np.asarray(run(values, videos[i:i + batch_size]))
-                 for i in range(0, len(videos), batch_size)]
-        return np.concatenate(parts).astype("float32")
-
-    def _roller(self):
-        variables = self.trainable_variables + self.non_trainable_variables
-
-        def roll(values, context, steps):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                batch, known = context.shape[0], context.shape[1]
-                padded = jnp.concatenate(
-                    [context, jnp.zeros((batch, steps - 1) + self.frame_shape,
-                                        context.dtype)], axis=1)
-                frames = self._scan(padded, known)
-            return frames[:, known - 1:]
-
-        return roll
+        if not len(videos):
+            return np.zeros((0, videos.shape[1] - 1) + self.frame_shape, "float32")
+        run = inference.compiled(self, "predict_next",
+                                 lambda batch: jax.nn.sigmoid(self.call(batch)),
+                                 self._variables())
+        return inference.in_chunks(run, len(videos), (videos,))
 
     def rollout(self, context, steps):
         """Extrapolate `steps` future frames from `context` frames.
 
         The context frames are read as in training; then each predicted frame
         (its pixel probabilities, the model's mean prediction) is fed back as
-        the next input. One compiled `jax.lax.scan`.
+        the next input. One compiled `jax.lax.scan` for each total length
+        ``T_c + steps``, run on fixed-size chunks of videos.
 
         Args:
             context: `(N, T_c, H, W, C)` frames in [0, 1], T_c >= 1.
@@ -331,10 +316,16 @@ class NextFramePredictor(keras.Model):
         """
         context = _check_videos(context, self.frame_shape, "context")
         steps = check_int("steps", steps)
-        if not self.built:
-            self.build()
-        run = self._jit("rollout", self._roller, static_argnums=2)
-        return np.asarray(run(self._values(), context, steps), dtype="float32")
+        batch, known = context.shape[:2]
+        if not batch:
+            return np.zeros((0, steps) + self.frame_shape, "float32")
+        # The context, then steps - 1 empty frames the scan fills with its own.
+        padded = np.concatenate(
+            [context, np.zeros((batch, steps - 1) + self.frame_shape, "float32")], axis=1)
+        run = inference.compiled(self, "rollout", self._scan, self._variables())
+        frames = inference.in_chunks(lambda chunk: run(chunk, np.int32(known)), batch,
+                                     (padded,))
+        return frames[:, known - 1:]
 
 
 def make_model(frame_shape=(28, 28, 1), units=BOOK_CONFIG["units"],

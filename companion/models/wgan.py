@@ -11,8 +11,7 @@ W(p_data, p_g) = sup_{||f||_L <= 1}  E_x f(x) - E_z f(G(z)),
 keeping ``f`` close to 1-Lipschitz with a gradient penalty (Gulrajani et al.
 2017). Unlike the Jensen-Shannon divergence, this distance still says *how
 far* a missing mode is, so the generator keeps receiving gradient towards the
-modes it does not cover. The analysis chapter measures the effect on the
-2-D ring of Gaussians.
+modes it does not cover.
 
 :class:`WGANGP` subclasses :class:`companion.models.gan.GAN` and keeps its
 contract (``fit``, ``generate``, ``sample``, the same metric names, save and
@@ -34,8 +33,9 @@ import numpy as np
 from keras import ops
 
 from companion import losses
-from companion.models.gan import GAN
 from companion.models import toy
+from companion.models.gan import GAN
+from companion._validation import check_seed
 
 
 @keras.saving.register_keras_serializable(package="companion")
@@ -62,7 +62,8 @@ class WGANGP(GAN):
             the penalty treats separately).
         latent_dim: size of the noise vector.
         gp_weight: weight ``lambda`` of the penalty (10 in the paper), >= 0.
-        seed: seed of the training noise.
+        seed: None or an int in [0, 2**32 - 1], the seed of the model's noise
+            (see :class:`~companion.models.gan.GAN`).
 
     Raises:
         ValueError: for a negative `gp_weight`, a `generator_loss` argument
@@ -91,9 +92,9 @@ class WGANGP(GAN):
         self.generator_loss = "wasserstein"
         self._trackers["penalty"] = keras.metrics.Mean(name="penalty")
 
-    def _draw_key(self):
+    def _draw_key(self, seed_generator):
         """A fresh key for the penalty's interpolation (inside `_draw_noise`)."""
-        return self.seed_generator.next()
+        return seed_generator.next()
 
     def _generator_objective(self, fake_scores):
         return losses.wasserstein_generator_loss(fake_scores)
@@ -106,19 +107,26 @@ class WGANGP(GAN):
         generated and interpolated inputs each get their own dropout mask, and
         the last state is kept for the next step.
         """
-        def critic(x):
-            nonlocal d_state
-            scores, d_state = self.discriminator.stateless_call(
-                d_trainable, d_state, x, training=training)
-            return scores
-
-        real_scores, fake_scores = critic(real), critic(fake)
-        penalty = losses.gradient_penalty(critic, real, fake, seed=key)
+        real_scores, d_state = self.discriminator.stateless_call(
+            d_trainable, d_state, real, training=training)
+        fake_scores, d_state = self.discriminator.stateless_call(
+            d_trainable, d_state, fake, training=training)
+        penalty, d_state = self._gradient_penalty(d_trainable, d_state, real, fake, key,
+                                                  training)
         loss = (losses.wasserstein_critic_loss(real_scores, fake_scores)
                 + self.gp_weight * penalty)
-        values = {"d_real": ops.mean(real_scores), "d_fake": ops.mean(fake_scores),
+        values = {"d_real": ops.mean(ops.cast(real_scores, "float32")),
+                  "d_fake": ops.mean(ops.cast(fake_scores, "float32")),
                   "penalty": penalty}
         return loss, (values, d_state)
+
+    def _gradient_penalty(self, d_trainable, d_state, real, fake, key, training):
+        """:func:`companion.losses.gradient_penalty`, and the critic's state after it."""
+        def critic(x):
+            return self.discriminator.stateless_call(d_trainable, d_state, x,
+                                                     training=training)
+
+        return losses.gradient_penalty(critic, real, fake, seed=key, has_aux=True)
 
     def discriminate(self, x):
         """Not defined for a critic: its scores are not probabilities; see `score`."""
@@ -135,7 +143,7 @@ class WGANGP(GAN):
         (3,)
         """
         scores = self.discriminator(np.asarray(x, dtype="float32"), training=False)
-        return np.asarray(scores)[:, 0]
+        return np.asarray(scores, dtype="float32")[:, 0]
 
     def get_config(self):
         config = super().get_config()
@@ -157,7 +165,8 @@ def make_toy_model(data_dim=2, latent_dim=2, width=128, depth=2, seed=0,
         latent_dim: size of the noise vector.
         width: units a hidden layer of both networks.
         depth: hidden layers of both networks.
-        seed: seed of the initialisation and the training noise.
+        seed: an int in [0, 2**32 - 1], the seed of the initialisation and of
+            the model's noise; Keras' global random state is left alone.
         gp_weight: weight of the gradient penalty.
         d_learning_rate: Adam learning rate of the critic.
         g_learning_rate: Adam learning rate of the generator.
@@ -171,97 +180,12 @@ def make_toy_model(data_dim=2, latent_dim=2, width=128, depth=2, seed=0,
     >>> make_toy_model(width=8).gp_weight
     10.0
     """
-    keras.utils.set_random_seed(seed)
-    model = WGANGP(toy.make_mlp_generator(latent_dim, data_dim, width, depth),
-                   toy.make_mlp_discriminator(data_dim, width, depth),
+    seed = check_seed(seed)
+    model = WGANGP(toy.make_mlp_generator(latent_dim, data_dim, width, depth, seed=seed),
+                   toy.make_mlp_discriminator(data_dim, width, depth, seed=seed),
                    latent_dim=latent_dim, gp_weight=gp_weight, seed=seed)
     model.compile(
         d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1, beta_2=beta_2),
         g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1, beta_2=beta_2),
     )
-    return model
-
-
-# Minibatch standard deviation ------------------------------------------------------
-
-
-@keras.saving.register_keras_serializable(package="companion")
-class MinibatchStdDev(keras.layers.Layer):
-    """Append the batch's mean feature standard deviation to every example.
-
-    A discriminator that sees one example at a time cannot tell a batch of
-    identical samples from a diverse one; with this feature it can, so a
-    generator that collapses onto a few modes is penalised (the minibatch
-    standard deviation of Karras et al. 2018, a simplification of the
-    minibatch discrimination of Salimans et al. 2016).
-
-    Formula:
-
-    ```
-    s = mean_j sqrt(var_b(h_bj) + 1e-8),    output_b = concat(h_b, s)
-    ```
-
-    The real and the generated batch must therefore be passed to the
-    discriminator separately (as :class:`~companion.models.gan.GAN` does).
-
-    Example:
-
-    >>> import numpy as np
-    >>> h = np.array([[0.0, 1.0], [2.0, 1.0]], "float32")
-    >>> np.asarray(MinibatchStdDev()(h)).round(3).tolist()  # stds 1 and 0
-    [[0.0, 1.0, 0.5], [2.0, 1.0, 0.5]]
-    """
-
-    def call(self, inputs):
-        variance = ops.var(inputs, axis=0)
-        statistic = ops.mean(ops.sqrt(variance + 1e-8))
-        column = ops.ones_like(inputs[:, :1]) * statistic
-        return ops.concatenate([inputs, column], axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (input_shape[-1] + 1,)
-
-
-def make_minibatch_discriminator(data_dim, width=64, depth=2, name="discriminator"):
-    """The MLP discriminator of :mod:`~companion.models.toy` with a minibatch-std feature.
-
-    ``Dense(width, leaky ReLU) -> MinibatchStdDev -> (depth - 1) x Dense(width,
-    leaky ReLU) -> Dense(1)``: one more input to the second layer, otherwise the
-    same network as :func:`companion.models.toy.make_mlp_discriminator`.
-
-    Args:
-        data_dim: size of one example.
-        width: units a hidden layer.
-        depth: number of hidden layers (>= 1).
-        name: the model's name.
-
-    Returns:
-        A functional `keras.Model` from `(B, data_dim)` to logits `(B, 1)`.
-
-    Example:
-
-    >>> make_minibatch_discriminator(2, 16).output_shape
-    (None, 1)
-    """
-    return toy.make_mlp_discriminator(data_dim, width, depth, name,
-                                      after_first=MinibatchStdDev(name="d_minibatch_std"))
-
-
-def make_minibatch_model(data_dim=2, latent_dim=2, width=128, depth=2, seed=0,
-                         d_learning_rate=1e-3, g_learning_rate=1e-3, beta_1=0.5):
-    """A compiled toy :class:`~companion.models.gan.GAN` whose discriminator sees
-    the minibatch standard deviation; otherwise :func:`companion.models.toy.make_model`.
-
-    Example:
-
-    >>> model = make_minibatch_model(width=8)
-    >>> model.generate(3, seed=0).shape
-    (3, 2)
-    """
-    keras.utils.set_random_seed(seed)
-    model = GAN(toy.make_mlp_generator(latent_dim, data_dim, width, depth),
-                make_minibatch_discriminator(data_dim, width, depth),
-                latent_dim=latent_dim, seed=seed)
-    model.compile(d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1),
-                  g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1))
     return model

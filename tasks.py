@@ -4,10 +4,12 @@
     python3 tasks.py build     # render the book from stored outputs into _build/html
     python3 tasks.py test      # unit tests, nbval over every notebook, strict book build,
                                # then the quick unit tests at the minimum versions
+    python3 tasks.py layout [NOTEBOOK ...]  # nbval under another thread layout (taskset -c 0)
     python3 tasks.py quick     # the quick loop: unit tests not marked slow (< 2 minutes)
     python3 tasks.py minimum   # the quick unit tests in .venv-min (declared minimum versions)
     python3 tasks.py constraints  # rewrite constraints-min.txt from pyproject.toml
     python3 tasks.py execute [NOTEBOOK ...]   # re-execute notebooks in place, report time/memory
+    python3 tasks.py execute --record NOTEBOOK  # ... and re-record its stored training results
     python3 tasks.py sync      # rewrite every notebook's bootstrap cell from _config.yml
 
 Only the standard library is used here, so a bare Python >= 3.10 with pip suffices.
@@ -19,8 +21,10 @@ import hashlib
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 
 
@@ -33,10 +37,15 @@ ROOT = pathlib.Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = _python_of(VENV)
 EXTRAS = ".[book,test]"
+# The exact versions the stored notebook outputs were made with, installed as pip
+# constraints so a new JAX or Keras release cannot change a fresh clone's results
+# (`.github/workflows/weekly.yml` tests the newest releases instead).
+LOCK = ROOT / "requirements-lock.txt"
 # A second environment with every dependency at its declared minimum version.
 VENV_MIN = ROOT / ".venv-min"
 CONSTRAINTS_MIN = ROOT / "constraints-min.txt"
 QUICK = ("-m", "not slow")
+NBVAL = ("--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg")
 # `python -m jupyter_book` does nothing in Jupyter Book 1.x: call its CLI entry point.
 JUPYTER_BOOK = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
 
@@ -66,8 +75,17 @@ def _install(folder, fingerprint, *requirements):
 
 
 def ensure_venv():
-    """Create `.venv` and install the package with its extras, unless current."""
-    _install(VENV, _fingerprint("pyproject.toml", extra=EXTRAS), "-e", EXTRAS)
+    """Create `.venv` and install the package with its extras at the locked versions.
+
+    Reinstalls when `pyproject.toml` or `requirements-lock.txt` changes. Set
+    ``COMPANION_UNLOCKED=1`` to install the newest releases instead (the weekly run).
+    """
+    if os.environ.get("COMPANION_UNLOCKED") == "1":
+        _install(VENV, _fingerprint("pyproject.toml", extra=EXTRAS + "unlocked"),
+                 "--upgrade", "--upgrade-strategy", "eager", "-e", EXTRAS)
+        return
+    _install(VENV, _fingerprint("pyproject.toml", LOCK.name, extra=EXTRAS),
+             "-c", str(LOCK), "-e", EXTRAS)
 
 
 def minimum_constraints():
@@ -110,15 +128,54 @@ def build():
     return run(PYTHON, "-c", JUPYTER_BOOK, "build", ".", "--path-output", ".")
 
 
+def copy_book(destination):
+    """Copy `book/` (without build outputs) into the folder `destination`; return the copy."""
+    return pathlib.Path(shutil.copytree(
+        ROOT / "book", pathlib.Path(destination) / "book",
+        ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints")))
+
+
 def test():
-    """Everything CI checks: the full run, then the quick run at the minimum versions."""
-    full = run(
-        PYTHON, "-m", "pytest", "tests", "companion", "book",
-        "--doctest-modules", "--nbval", "--nbval-current-env",
-        "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
-        "--durations=25", "-ra",
-    )
+    """Everything CI checks: the full run, then the quick run at the minimum versions.
+
+    nbval executes a copy of `book/` in a temporary folder, deleted afterwards:
+    notebooks write files next to themselves (the GIFs of
+    `companion.plotting.save_animation`), and a test run must leave the work tree
+    as it found it. The copy runs as the original does: the notebooks import the
+    installed package and read no file by a path outside `book/`. The root
+    `conftest.py` and `pyproject.toml` still apply (`--rootdir`, `-c`).
+    """
+    with tempfile.TemporaryDirectory(prefix="companion-nbval-") as folder:
+        book = copy_book(folder)
+        full = run(
+            PYTHON, "-m", "pytest", "--rootdir", ROOT, "-c", ROOT / "pyproject.toml",
+            "tests", "companion", book, "--doctest-modules", *NBVAL,
+            "--durations=25", "-ra",
+        )
     return full or minimum()
+
+
+def layout(*notebooks):
+    """nbval over the notebooks (all by default) under another thread layout.
+
+    Another machine sums in another order; so does this one with one thread
+    instead of two. The run pins itself to core 0 (`taskset -c 0`; where taskset
+    is missing, XLA's multi-threaded Eigen is turned off instead) and starts from
+    an empty cache, so the reference classifier is retrained as on a new machine.
+    Results of training must then stay within their tolerances
+    (`companion.claims.TOLERANCES`); exact outputs must not change at all.
+    """
+    with tempfile.TemporaryDirectory(prefix="companion-layout-") as folder:
+        book = copy_book(folder)
+        targets = [book / pathlib.Path(n).resolve().relative_to(ROOT / "book")
+                   for n in notebooks] or [book]
+        os.environ["COMPANION_CACHE_DIR"] = str(pathlib.Path(folder) / "cache")
+        one_core = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+        if not one_core:
+            flags = os.environ.get("XLA_FLAGS", "")
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+        return run(*one_core, PYTHON, "-m", "pytest", "--rootdir", ROOT,
+                   "-c", ROOT / "pyproject.toml", *targets, *NBVAL, "-ra")
 
 
 def quick():
@@ -145,7 +202,8 @@ def sync():
     return run(PYTHON, "tools/notebooks.py", "sync")
 
 
-COMMANDS = {"build": build, "test": test, "quick": quick, "minimum": minimum,
+COMMANDS = {"build": build, "test": test, "layout": layout, "quick": quick,
+            "minimum": minimum,
             "constraints": constraints, "execute": execute, "sync": sync}
 
 

@@ -230,3 +230,34 @@ def test_every_page_is_in_the_table_of_contents_and_exists():
             continue  # a fragment another page includes, not a page of its own
         stem = str(page.relative_to(ROOT).with_suffix(""))
         assert stem in listed, f"{stem} is not in _toc.yml"
+
+
+def test_tasks_test_runs_nbval_on_a_temporary_copy_of_the_book(monkeypatch):
+    # Notebooks write files next to themselves (save_animation's GIFs); executed
+    # in book/, they would rewrite tracked files on every `python3 tasks.py test`.
+    import tasks
+
+    calls, copies = [], []
+
+    def fake_run(*args):
+        args = [str(a) for a in args]
+        calls.append(args)
+        if "--nbval" in args:
+            folders = [pathlib.Path(a) for a in args if pathlib.Path(a).is_dir()]
+            notebook_dirs = [f for f in folders if f.resolve() != ROOT  # --rootdir
+                             and any(f.rglob("*.ipynb"))]
+            assert len(notebook_dirs) == 1, args
+            (copy,) = notebook_dirs
+            assert not copy.resolve().is_relative_to(ROOT)
+            assert sorted(p.relative_to(copy) for p in copy.rglob("*.ipynb")) == sorted(
+                p.relative_to(ROOT / "book") for p in NOTEBOOKS)
+            copies.append(copy)
+        return 0
+
+    monkeypatch.setattr(tasks, "run", fake_run)
+    monkeypatch.setattr(tasks, "minimum", lambda: 0)
+    assert tasks.test() == 0
+    (nbval,) = [args for args in calls if "--nbval" in args]
+    assert "book" not in nbval and str(ROOT / "book") not in nbval
+    assert len(copies) == 1 and not copies[0].exists()  # removed afterwards
+    assert nbval[nbval.index("--rootdir") + 1] == str(ROOT)

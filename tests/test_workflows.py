@@ -82,3 +82,24 @@ def test_lock_file_pins_every_package():
     assert all("==" in line for line in lines), [l for l in lines if "==" not in l]
     names = {line.split("==")[0].lower() for line in lines}
     assert {"keras", "jax", "jupyter-book", "pytest", "selenium"} <= names
+
+
+def test_the_readme_commands_install_the_locked_versions(monkeypatch):
+    # tasks.py installs with the lock file as pip constraints and reinstalls when
+    # it changes; the weekly workflow opts out to test the newest releases.
+    import tasks
+
+    calls = []
+    monkeypatch.setattr(tasks, "_install", lambda folder, fingerprint, *requirements:
+                        calls.append((fingerprint, requirements)))
+    monkeypatch.delenv("COMPANION_UNLOCKED", raising=False)
+    tasks.ensure_venv()
+    fingerprint, requirements = calls[-1]
+    assert requirements[:2] == ("-c", str(tasks.LOCK)) and tasks.LOCK.name == "requirements-lock.txt"
+    assert fingerprint == tasks._fingerprint("pyproject.toml", "requirements-lock.txt",
+                                             extra=tasks.EXTRAS)
+    monkeypatch.setenv("COMPANION_UNLOCKED", "1")
+    tasks.ensure_venv()
+    assert "-c" not in calls[-1][1] and "--upgrade" in calls[-1][1]
+    weekly = (WORKFLOWS / "weekly.yml").read_text()
+    assert 'COMPANION_UNLOCKED: "1"' in weekly

@@ -2,6 +2,7 @@
 
     python tools/notebooks.py sync                 # rewrite every bootstrap cell
     python tools/notebooks.py execute [NB ...]     # re-execute in place (all by default)
+    python tools/notebooks.py execute --record NB  # ... and re-record its stored figures
     python tools/notebooks.py check                # list every convention problem
 
 `execute` runs each notebook (by default all of them, in the reading order of
@@ -16,6 +17,13 @@ The conventions `check` (and `tests/test_notebooks.py`) enforce:
   stored errors; no model, layer or loss defined; a hidden claim cell (tagged
   `remove-cell`, with an `assert`) if it trains a model or draws a comparison.
   The bootstrap cell never counts as a claim cell.
+- Results of training: a cell whose printed figures come out of a training
+  run is tagged `trained-output` and `nbval-ignore-output` (nbval does not
+  compare its digits, which differ between machines), and a hidden cell after
+  it, before the next visible code cell, checks those figures with
+  `companion.claims.reproduces(name, value, stored=..., kind=...)`. Every such
+  call names its figure with a string literal, unique in the notebook, and has
+  a recorded `stored=` value (`execute --record` writes them).
 - Every chapter (a folder `book/NN_name/`), the summary chapter included: its
   `index.md` states objectives (a "What you will learn" heading) and has
   exercises (an `{exercise}` directive). The rule has no exceptions, so a reader
@@ -35,6 +43,7 @@ import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -73,6 +82,11 @@ EXPERIMENT = re.compile(r"\.fit\(|\bcomparison\.|\btrain_family\(")
 NBVAL_DIRECTIVE = re.compile(r"^\s*#\s*NBVAL_\w+", re.M)
 
 HIDDEN = "remove-cell"  # the cell tag that hides a cell in the rendered book
+TRAINED = "trained-output"  # the cell prints results of training (compared with tolerance)
+IGNORE_OUTPUT = "nbval-ignore-output"
+# A call of companion.claims.reproduces, up to the literal of its stored value.
+CLAIM_CALL = re.compile(r'(reproduces\(\s*"(?P<name>[^"]+)".*?stored=)(?P<stored>[^,)\s]+)', re.S)
+REPRODUCES = re.compile(r"\breproduces\(")
 # Chapters about one model family: each must include the package's live source.
 MODEL_CHAPTERS = ("02_gan", "03_vae", "04_rnn")
 CHAPTER = re.compile(r"^\d\d_\w+$")
@@ -138,7 +152,41 @@ def is_claim_cell(cell):
     """
     if is_bootstrap_cell(cell):
         return False
-    return HIDDEN in tags(cell) and bool(re.search(r"^\s*assert\b", source(cell), re.M))
+    return HIDDEN in tags(cell) and bool(
+        re.search(r"^\s*assert\b", source(cell), re.M) or REPRODUCES.search(source(cell)))
+
+
+def trained_output_problems(cells):
+    """Problems with the cells that print results of training and their checks."""
+    problems, names = [], []
+    for index, cell in enumerate(cells):
+        text = source(cell)
+        calls = list(CLAIM_CALL.finditer(text))
+        if len(calls) != len(REPRODUCES.findall(text)):
+            problems.append(f"code cell {index + 1}: every reproduces(...) call needs a "
+                            "string literal name first and a stored= value")
+        for call in calls:
+            names.append(call["name"])
+            if call["stored"] == "None":
+                problems.append(f"code cell {index + 1}: {call['name']!r} has no stored "
+                                "value (run `python3 tasks.py execute --record NOTEBOOK`)")
+        if TRAINED not in tags(cell):
+            continue
+        if IGNORE_OUTPUT not in tags(cell):
+            problems.append(f"code cell {index + 1} is tagged {TRAINED} but not "
+                            f"{IGNORE_OUTPUT} (run `python3 tasks.py sync`)")
+        following = []
+        for later in cells[index + 1:]:
+            if HIDDEN not in tags(later):
+                break
+            following.append(later)
+        if not any(REPRODUCES.search(source(c)) for c in following):
+            problems.append(f"code cell {index + 1} prints results of training, but no "
+                            "hidden cell right after it checks them with reproduces(...)")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        problems.append(f"reproduces(...) names used twice: {repeated}")
+    return problems
 
 
 def convention_problems(path):
@@ -168,6 +216,7 @@ def convention_problems(path):
         if NBVAL_DIRECTIVE.search(source(cell)):
             problems.append(f"code cell {index + 1} has a visible nbval comment; use the "
                             "cell tag (e.g. nbval-ignore-output) instead")
+    problems += trained_output_problems(cells)
     experiments = any(EXPERIMENT.search(source(cell)) for cell in cells)
     if experiments and not any(is_claim_cell(cell) for cell in cells):
         problems.append("trains a model or draws a comparison but has no claim cell "
@@ -248,13 +297,17 @@ def all_problems():
 
 
 def sync():
-    """Make every notebook's first code cell the bootstrap cell, hidden."""
+    """Make every notebook's first code cell the bootstrap cell, hidden, and give
+    every `trained-output` cell the tag that keeps its digits out of nbval."""
     wanted = bootstrap_source()
     for path in all_notebooks():
         notebook = json.loads(path.read_text())
         cells = code_cells(notebook)
+        untagged = [c for c in cells if TRAINED in tags(c) and IGNORE_OUTPUT not in tags(c)]
+        for cell in untagged:
+            cell["metadata"]["tags"] = tags(cell) + [IGNORE_OUTPUT]
         if cells and "Bootstrap" in source(cells[0]):
-            if source(cells[0]) == wanted and HIDDEN in tags(cells[0]):
+            if source(cells[0]) == wanted and HIDDEN in tags(cells[0]) and not untagged:
                 continue
             cells[0]["source"] = wanted
             cells[0].setdefault("metadata", {})
@@ -285,23 +338,66 @@ def execute_one(path):
     nbformat.write(notebook, path)
 
 
-def execute(paths):
+def record_stored(path, record_file):
+    """Rewrite the ``stored=`` literals of a notebook's reproduces(...) calls with
+    the figures its run wrote to `record_file` (one JSON object a line)."""
+    import nbformat
+
+    from companion.claims import stored_literal
+
+    recorded = {}
+    for line in pathlib.Path(record_file).read_text().splitlines():
+        entry = json.loads(line)
+        if entry["name"] in recorded:
+            raise SystemExit(f"{path}: reproduces({entry['name']!r}, ...) ran twice; "
+                             "each figure needs its own name")
+        recorded[entry["name"]] = entry["value"]
+    notebook = nbformat.read(path, as_version=4)
+    used = set()
+
+    def replace(call):
+        if call["name"] not in recorded:
+            raise SystemExit(f"{path}: reproduces({call['name']!r}, ...) did not run")
+        used.add(call["name"])
+        return call.group(1) + stored_literal(recorded[call["name"]])
+
+    for cell in code_cells(notebook):
+        cell["source"] = CLAIM_CALL.sub(replace, source(cell))
+    if set(recorded) - used:
+        raise SystemExit(f"{path}: no literal reproduces(...) call for "
+                         f"{sorted(set(recorded) - used)}")
+    nbformat.write(notebook, path)
+    return recorded
+
+
+def execute(paths, record=False):
     """Execute notebooks one by one, each in a fresh process; report time and memory.
 
     Each row also gives the 1-minute load average before the notebook started:
     a load near or above the number of cores means other processes shared the
     CPU, and the wall time is longer than the machine's.
+
+    With `record`, the hidden reproduces(...) checks record their figures instead
+    of comparing them, and each notebook's ``stored=`` values are rewritten with
+    this run's (for a change of result that is meant; review the diff).
     """
+    from companion.claims import RECORD_VARIABLE
+
     paths = [pathlib.Path(p).resolve() for p in paths] or all_notebooks()
     total, failed = 0.0, []
     print(f"{'notebook':48s} {'wall s':>8s} {'peak MiB':>9s} {'load':>6s}   "
           f"({os.cpu_count()} cores)")
     for path in paths:
         load = os.getloadavg()[0]
+        environment = dict(os.environ)
+        record_file = pathlib.Path(tempfile.gettempdir()) / f"record-{os.getpid()}-{path.stem}.jsonl"
+        record_file.unlink(missing_ok=True)
+        if record:
+            environment[RECORD_VARIABLE] = str(record_file)
         start = time.perf_counter()
         child = subprocess.run(
             [sys.executable, __file__, "_execute_one", str(path)],
-            capture_output=True, text=True,
+            capture_output=True, text=True, env=environment,
         )
         wall = time.perf_counter() - start
         total += wall
@@ -312,6 +408,10 @@ def execute(paths):
         if child.returncode:
             failed.append(name)
             print(child.stderr[-3000:], file=sys.stderr)
+        elif record:
+            recorded = record_stored(path, record_file) if record_file.exists() else {}
+            print(f"  recorded {len(recorded)} stored figures", flush=True)
+        record_file.unlink(missing_ok=True)
     print(f"{'total':48s} {total:8.1f}")
     return 1 if failed else 0
 
@@ -327,7 +427,8 @@ def main(argv):
         sync()
         return 0
     if command == "execute":
-        return execute(args)
+        record = "--record" in args
+        return execute([a for a in args if a != "--record"], record=record)
     if command == "check":
         problems = all_problems()
         print("\n".join(problems) or "no problems")

@@ -163,7 +163,9 @@ def layout(*notebooks):
     is missing, XLA's multi-threaded Eigen is turned off instead) and starts from
     an empty cache, so the reference classifier is retrained as on a new machine.
     Results of training must then stay within their tolerances
-    (`companion.claims.TOLERANCES`); exact outputs must not change at all.
+    (`companion.claims.TOLERANCES`); exact outputs must not change at all. At the
+    end it prints, for each kind of result, the largest change it measured
+    (`companion.claims.spread`): the evidence the tolerances rest on.
     """
     with tempfile.TemporaryDirectory(prefix="companion-layout-") as folder:
         book = copy_book(folder)
@@ -174,8 +176,15 @@ def layout(*notebooks):
         if not one_core:
             flags = os.environ.get("XLA_FLAGS", "")
             os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
-        return run(*one_core, PYTHON, "-m", "pytest", "--rootdir", ROOT,
-                   "-c", ROOT / "pyproject.toml", *targets, *NBVAL, "-ra")
+        log = pathlib.Path(folder) / "claims.jsonl"
+        os.environ["COMPANION_CLAIMS_LOG"] = str(log)
+        status = run(*one_core, PYTHON, "-m", "pytest", "--rootdir", ROOT,
+                     "-c", ROOT / "pyproject.toml", *targets, *NBVAL, "-ra")
+        if log.exists():
+            print("[tasks] results of training against their stored values, by kind:")
+            run(PYTHON, "-c", "import sys; from companion import claims; "
+                "print('\\n'.join(claims.spread(sys.argv[1])))", log)
+        return status
 
 
 def quick():

@@ -50,6 +50,9 @@ TOLERANCES = {
 }
 
 RECORD_VARIABLE = "COMPANION_RECORD_CLAIMS"
+# When set, every check also appends what it compared to this file (one JSON
+# object a line): `python3 tasks.py layout` reports the spread from it.
+LOG_VARIABLE = "COMPANION_CLAIMS_LOG"
 
 
 def tolerance(kind, stored):
@@ -96,6 +99,7 @@ def reproduces(name, value, stored, kind):
                              "(python3 tasks.py execute --record NOTEBOOK).")
     allowed = tolerance(kind, stored)
     difference = abs(value - float(stored))
+    _log(name=name, kind=kind, value=value, stored=float(stored), allowed=allowed)
     if not math.isfinite(value) or difference > allowed:
         relative, absolute = TOLERANCES[kind]
         raise AssertionError(
@@ -104,6 +108,37 @@ def reproduces(name, value, stored, kind):
             f"({relative:.0%} or {absolute:g}). If the change is meant, re-record the "
             "notebook (python3 tasks.py execute --record NOTEBOOK)."
         )
+
+
+def _log(**entry):
+    path = os.environ.get(LOG_VARIABLE)
+    if path:
+        with open(path, "a") as log:
+            log.write(json.dumps(entry) + "\n")
+
+
+def spread(log_path):
+    """The largest change of each kind in a log of checks, as report lines.
+
+    Each line gives the kind, the number of checks, the largest relative change
+    (``|value - stored| / |stored|``) with its figure, and the largest change as a
+    fraction of the tolerance.
+    """
+    entries = [json.loads(line) for line in open(log_path) if line.strip()]
+    lines = []
+    for kind in TOLERANCES:
+        rows = [e for e in entries if e["kind"] == kind]
+        if not rows:
+            continue
+        def relative(e):
+            return abs(e["value"] - e["stored"]) / abs(e["stored"]) if e["stored"] else 0.0
+        worst = max(rows, key=relative)
+        used = max(abs(e["value"] - e["stored"]) / e["allowed"] if e["allowed"] else 0.0
+                   for e in rows)
+        lines.append(f"{kind:8s} {len(rows):4d} checks; largest relative change "
+                     f"{relative(worst):.1%} ({worst['name']}: {worst['stored']:.4g} -> "
+                     f"{worst['value']:.4g}); largest share of the tolerance {used:.0%}")
+    return lines
 
 
 def stored_literal(value):

@@ -18,8 +18,8 @@ import numpy as np
 
 from companion._validation import check_int
 
-# Images a compiled call: large enough to keep two CPU cores busy, small
-# enough that the activations of a chunk stay in their caches.
+#: Images a compiled call: large enough to keep two CPU cores busy, small
+#: enough that the activations of a chunk stay in their caches.
 CHUNK = 256
 
 

@@ -53,6 +53,19 @@ def test_record_mode_writes_instead_of_checking(tmp_path, monkeypatch):
     assert lines == [{"name": "far off", "value": 1000.0}, {"name": "new", "value": 2.5}]
 
 
+def test_the_spread_report_names_the_largest_change_of_each_kind(tmp_path, monkeypatch):
+    log = tmp_path / "claims.jsonl"
+    monkeypatch.setenv(claims.LOG_VARIABLE, str(log))
+    claims.reproduces("VAE NLL", 97.0, stored=96.0, kind="nats")
+    claims.reproduces("LSTM NLL", 91.5, stored=91.4, kind="nats")
+    claims.reproduces("coverage", 0.95, stored=0.97, kind="score")
+    report = claims.spread(log)
+    assert len(report) == 2
+    assert report[0].startswith("nats") and "2 checks" in report[0]
+    assert "1.0% (VAE NLL: 96 -> 97)" in report[0] and "share of the tolerance 52%" in report[0]
+    assert report[1].startswith("score") and "33%" in report[1]
+
+
 def _notebook(path, cells):
     notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(notebook))

@@ -27,25 +27,28 @@ import os
 from companion._validation import check_choice
 
 # kind: (relative, absolute) tolerance; a figure passes when
-# |value - stored| <= max(relative * |stored|, absolute). The comment on each
-# gives the largest change measured between the stored run (2 threads) and a
-# run under `taskset -c 0` (1 thread) on the same machine.
+# |value - stored| <= max(relative * |stored|, absolute). Each comment gives the
+# largest change measured between the stored run (two threads) and a run under
+# `taskset -c 0` (one thread, the reference classifier retrained) on the same
+# machine: first over every notebook before the checks existed, then by
+# `python3 tasks.py layout` over the 181 checks of the book.
 TOLERANCES = {
     # Likelihoods, ELBOs and the training losses of likelihood models, in nats
-    # per image or per pixel (measured: at most 0.6 %). A GAN's losses are not
-    # likelihoods: they moved 6 % and are checked as "other".
+    # per image or per pixel (measured: 0.6 %, then 0.5 %). A GAN's losses are
+    # not likelihoods: they moved 6 % and are checked as "other".
     "nats": (0.02, 0.0),
     # Fréchet distances between classifier features (measured: 5 % for VAEs and
     # LSTMs, 18 % for a simple RNN's samples, 28 % for the DCGAN's, whose short
-    # adversarial run amplifies every difference).
+    # adversarial run amplifies every difference; then 12 %).
     "frechet": (0.5, 2.0),
     # Scores in [0, 1]: classifier confidences, label entropies, accuracies,
-    # fractions (measured: at most 0.03).
+    # fractions (measured: 0.03, then 0.028).
     "score": (0.0, 0.06),
-    # Counts of a run (active latent dimensions, modes found; measured: 1).
-    "count": (0.1, 2.0),
+    # Counts of a run: active latent dimensions, modes found (measured: 1, then
+    # 2 of 30 active dimensions).
+    "count": (0.15, 2.0),
     # Other results of a run: ratios, norms, KL terms, standard deviations,
-    # per-epoch statistics (measured: at most 11 %, a gradient norm 8 %).
+    # adversarial losses (measured: 11 %, then 6 %).
     "other": (0.25, 0.001),
 }
 

@@ -158,6 +158,16 @@ def check_seed(seed, name="seed"):
     return int(seed)
 
 
+def derived_seed(seed, offset):
+    """A second seed made from `seed`: ``(seed + offset) mod 2**32``, or None when
+    `seed` is None (then Keras draws a fresh one).
+
+    >>> derived_seed(MAX_SEED, 1), derived_seed(None, 1)
+    (0, None)
+    """
+    return None if seed is None else (seed + offset) % (MAX_SEED + 1)
+
+
 def check_fit_data(x, name="x", shape=None, value_range=(0.0, 1.0)):
     """Check what a model's `fit` or `evaluate` receives, the same way in every family.
 

@@ -3,6 +3,7 @@
 
 import contextlib
 
+import numpy as np
 import pytest
 
 import companion  # noqa: F401  (selects the JAX backend first)
@@ -30,3 +31,26 @@ def dtype_policy():
         yield use
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def sgd_step(dtype_policy):
+    """``sgd_step(make, data, policy)``: the change of every weight of the model
+    ``make()`` after one plain SGD step (learning rate 1, one batch) under `policy`.
+
+    Comparing ``"mixed_float16"`` with ``"float32"`` shows whether the train step
+    scales its loss: the LossScaleOptimizer divides every gradient by the scale.
+    """
+
+    def step(make, data, policy):
+        with dtype_policy(policy):
+            model = make()
+            model.build()
+            model.compile(optimizer=keras.optimizers.SGD(1.0))
+            before = [np.asarray(w) for w in model.trainable_variables]
+            model.fit(data, epochs=1, batch_size=len(data), verbose=0)
+            assert int(model.optimizer.iterations) == 1   # the step was not skipped
+            return np.concatenate([(np.asarray(w) - b).ravel()
+                                   for w, b in zip(model.trainable_variables, before)])
+
+    return step

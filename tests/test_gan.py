@@ -146,13 +146,13 @@ def _softplus(t):
     return np.logaddexp(0.0, t)
 
 
-@pytest.mark.parametrize("generator_loss", ["non-saturating", "saturating"])
-def test_each_loss_updates_only_its_own_network(generator_loss):
-    rate = 0.5
-    model = _probe_gan(generator_loss, rate)
-    real = np.array([[-1.0], [0.5], [2.0], [1.0]], "float32")
-    history = model.fit(real, epochs=1, batch_size=4, shuffle=False, verbose=0)
-    w, c, b = 0.5, 0.1, 1.0
+# The probe GAN's starting weights: D(x) = sigmoid(w x + c), G(z) = b.
+_PROBE_WEIGHTS = (0.5, 0.1, 1.0)
+
+
+def _probe_gradients(real, generator_loss):
+    """The closed-form gradients of the probe GAN's first step, ``(dw, dc, db)``."""
+    w, c, b = _PROBE_WEIGHTS
     # d_loss = mean softplus(-(w x + c)) + softplus(w b + c), gradient w.r.t. (w, c):
     s_real = _sigmoid(-(w * real[:, 0] + c))
     s_fake = _sigmoid(w * b + c)
@@ -163,6 +163,16 @@ def test_each_loss_updates_only_its_own_network(generator_loss):
         grad_b = -_sigmoid(-(w * b + c)) * w
     else:
         grad_b = -_sigmoid(w * b + c) * w
+    return grad_w, grad_c, grad_b
+
+
+@pytest.mark.parametrize("generator_loss", ["non-saturating", "saturating"])
+def test_each_loss_updates_only_its_own_network(generator_loss):
+    rate = 0.5
+    model = _probe_gan(generator_loss, rate)
+    real = np.array([[-1.0], [0.5], [2.0], [1.0]], "float32")
+    history = model.fit(real, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    (w, c, b), (grad_w, grad_c, grad_b) = _PROBE_WEIGHTS, _probe_gradients(real, generator_loss)
     new_w, new_c = [float(np.ravel(v)[0]) for v in model.discriminator.get_weights()]
     new_b = float(model.generator.get_weights()[1][0])
     assert new_w == pytest.approx(w - rate * grad_w, abs=1e-5)
@@ -274,11 +284,7 @@ def test_mixed_precision_step_matches_the_float32_closed_form(policy, dtype_poli
         assert model.discriminator.compute_dtype == policy.split("_")[1]
         real = np.array([[-1.0], [0.5], [2.0], [1.0]], "float32")
         history = model.fit(real, epochs=1, batch_size=4, shuffle=False, verbose=0)
-        w, c, b = 0.5, 0.1, 1.0
-        s_real = _sigmoid(-(w * real[:, 0] + c))
-        s_fake = _sigmoid(w * b + c)
-        grad_w = np.mean(-s_real * real[:, 0]) + s_fake * b
-        grad_b = -_sigmoid(-(w * b + c)) * w
+        (w, _, b), (grad_w, _, grad_b) = _PROBE_WEIGHTS, _probe_gradients(real, "non-saturating")
         new_w = float(np.ravel(model.discriminator.get_weights()[0])[0])
         new_b = float(model.generator.get_weights()[1][0])
         # Unscaled, a float16 step would be 2**15 times too small.

@@ -209,27 +209,13 @@ def test_mixed_precision_trains_and_samples_float32_images(policy, dtype_policy)
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
-def _one_sgd_step(dtype_policy, policy, images):
-    """The change of every weight after one SGD step (learning rate 1) under `policy`,
-    set with the `dtype_policy` fixture."""
-    with dtype_policy(policy):
-        model = rnn.RowRNN(image_shape=SHAPE, cell="gru", units=8, seed=2)
-        model.build()
-        model.compile(optimizer=keras.optimizers.SGD(1.0))
-        before = [np.asarray(w) for w in model.trainable_variables]
-        model.fit(images, epochs=1, batch_size=len(images), verbose=0)
-        assert int(model.optimizer.iterations) == 1   # the step was not skipped
-        return np.concatenate([(np.asarray(w) - b).ravel()
-                               for w, b in zip(model.trainable_variables, before)])
-
-
-def test_mixed_float16_scales_the_loss_so_the_step_keeps_its_size(dtype_policy):
+def test_mixed_float16_scales_the_loss_so_the_step_keeps_its_size(sgd_step):
     # Under mixed_float16 Keras wraps the optimiser in a LossScaleOptimizer,
     # which divides every gradient by its loss scale (2**15 at first): the
     # loss must be multiplied by it, or every step is 2**15 times too short.
     images = _binary(16, seed=4)
-    exact = _one_sgd_step(dtype_policy, "float32", images)
-    mixed = _one_sgd_step(dtype_policy, "mixed_float16", images)
+    make = lambda: rnn.RowRNN(image_shape=SHAPE, cell="gru", units=8, seed=2)
+    exact, mixed = (sgd_step(make, images, policy) for policy in ("float32", "mixed_float16"))
     assert np.linalg.norm(mixed) / np.linalg.norm(exact) == pytest.approx(1.0, abs=0.05)
     assert mixed @ exact / (np.linalg.norm(mixed) * np.linalg.norm(exact)) > 0.99
 

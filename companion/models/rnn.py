@@ -39,7 +39,7 @@ from keras import ops
 
 from companion import inference, losses
 from companion._validation import (check_binary, check_choice, check_image_shape, check_images,
-                                   check_int, check_seed)
+                                   check_int, check_seed, derived_seed)
 
 VALUE_RANGE = "binary"
 CELLS = ("simple", "gru", "lstm")
@@ -59,22 +59,16 @@ compiled call (the same steps, bit for bit), so ``fit``'s per-call overhead
 does not slow training."""
 
 
-def _offset(seed, offset):
-    """``seed + offset`` (modulo 2**32, the range of a seed), or None (a fresh
-    seed) when `seed` is None."""
-    return None if seed is None else (seed + offset) % 2**32
-
-
 def _recurrent_layer(cell, units, seed, return_sequences=True, activation=None,
                      recurrent_gain=1.0):
     options = {
         "return_sequences": return_sequences,
         "kernel_initializer": keras.initializers.GlorotUniform(seed=seed),
         "recurrent_initializer": keras.initializers.Orthogonal(
-            gain=recurrent_gain, seed=_offset(seed, 1)),
+            gain=recurrent_gain, seed=derived_seed(seed, 1)),
         # The cell's dropout seed: given, so that making the layer draws nothing
         # from Python's global generator.
-        "seed": _offset(seed, 3),
+        "seed": derived_seed(seed, 3),
     }
     if activation is not None:
         options["activation"] = activation
@@ -151,7 +145,7 @@ class RowRNN(keras.Model):
         self.readout = keras.layers.Dense(
             self.row_size,
             kernel_initializer=keras.initializers.GlorotUniform(
-                seed=_offset(self.seed, 2)),
+                seed=derived_seed(self.seed, 2)),
             name="readout",
         )
         self.left_context = bool(left_context)

@@ -48,8 +48,8 @@ from scipy.special import expit
 from companion import evaluation, inference, losses
 from companion.models._saving import config_with_networks, from_config_with_networks
 from companion.training import EveryEpochs
-from companion._validation import (MAX_SEED, check_fit_data, check_image_shape,
-                                   check_images, check_int, check_seed)
+from companion._validation import (check_fit_data, check_image_shape,
+                                   check_images, check_int, check_seed, derived_seed)
 
 VALUE_RANGE = "binary"
 
@@ -282,7 +282,7 @@ class VAE(keras.Model):
         self.latent_dim = int(self.decoder.input_shape[-1])
         self.sampler = Sampling(seed=self.seed, name="sampling")
         self.seed_generator = keras.random.SeedGenerator(
-            None if self.seed is None else (self.seed + 1) % (MAX_SEED + 1))
+            derived_seed(self.seed, 1))
         self.kl_weight = keras.Variable(self.beta, trainable=False, name="kl_weight",
                                         dtype="float32")
         self._trackers = [keras.metrics.Mean(name=name)

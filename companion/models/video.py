@@ -44,7 +44,7 @@ import numpy as np
 from keras import ops
 
 from companion import inference
-from companion._validation import check_images, check_int, check_seed
+from companion._validation import check_images, check_int, check_seed, derived_seed
 
 VALUE_RANGE = "unit"
 FLOOR = 1e-4
@@ -145,7 +145,7 @@ class NextFramePredictor(keras.Model):
 
     def _seed(self, offset):
         """The seed of one initialiser: ``seed + offset`` (modulo 2**32), or None (fresh)."""
-        return None if self.seed is None else (self.seed + offset) % 2**32
+        return derived_seed(self.seed, offset)
 
     def build(self, input_shape=None):
         self.encoder.build((None, self.pixels))

@@ -42,8 +42,9 @@ TOLERANCES = {
     # adversarial run amplifies every difference; then 12 %).
     "frechet": (0.5, 2.0),
     # Scores in [0, 1]: classifier confidences, label entropies, accuracies,
-    # fractions (measured: 0.03, then 0.028).
-    "score": (0.0, 0.06),
+    # fractions (measured: 0.03, then 0.028, then 0.055 against the final stored
+    # values: a GAN's or a simple RNN's sample coverage is the least stable).
+    "score": (0.0, 0.1),
     # Counts of a run: active latent dimensions, modes found (measured: 1, then
     # 2 of 30 active dimensions).
     "count": (0.15, 2.0),
@@ -64,7 +65,7 @@ def tolerance(kind, stored):
     >>> tolerance("nats", 96.0)
     1.92
     >>> tolerance("score", 0.9)
-    0.06
+    0.1
     """
     relative, absolute = TOLERANCES[check_choice("kind", kind, tuple(TOLERANCES))]
     return max(relative * abs(stored), absolute)
@@ -136,11 +137,13 @@ def spread(log_path):
         def relative(e):
             return abs(e["value"] - e["stored"]) / abs(e["stored"]) if e["stored"] else 0.0
         worst = max(rows, key=relative)
-        used = max(abs(e["value"] - e["stored"]) / e["allowed"] if e["allowed"] else 0.0
-                   for e in rows)
+        def share(e):
+            return abs(e["value"] - e["stored"]) / e["allowed"] if e["allowed"] else 0.0
+        closest = max(rows, key=share)
         lines.append(f"{kind:8s} {len(rows):4d} checks; largest relative change "
                      f"{relative(worst):.1%} ({worst['name']}: {worst['stored']:.4g} -> "
-                     f"{worst['value']:.4g}); largest share of the tolerance {used:.0%}")
+                     f"{worst['value']:.4g}); largest share of the tolerance "
+                     f"{share(closest):.0%} ({closest['name']})")
     return lines
 
 

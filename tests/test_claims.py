@@ -62,8 +62,9 @@ def test_the_spread_report_names_the_largest_change_of_each_kind(tmp_path, monke
     report = claims.spread(log)
     assert len(report) == 2
     assert report[0].startswith("nats") and "2 checks" in report[0]
-    assert "1.0% (VAE NLL: 96 -> 97)" in report[0] and "share of the tolerance 52%" in report[0]
-    assert report[1].startswith("score") and "33%" in report[1]
+    assert "1.0% (VAE NLL: 96 -> 97)" in report[0] and "share of the tolerance 52% (VAE NLL)" in report[0]
+    share = 0.02 / claims.tolerance("score", 0.97)
+    assert report[1].startswith("score") and f"share of the tolerance {share:.0%}" in report[1]
 
 
 def _notebook(path, cells):

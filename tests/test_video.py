@@ -4,7 +4,8 @@ The model is a fully connected LSTM (Srivastava et al. 2015), not a
 convolutional one: dense layers encode each frame, an LSTM reads the codes, and
 a dense readout gives a distribution over shifts that moves the last frame (a
 dynamic filter). These tests pin causality, the rollout, the shift
-operation against a closed form, the loss, training and serialisation.
+operation against a closed form, the loss, training and serialisation, and
+the constant-velocity baseline against known shifts, bounces and still videos.
 """
 
 import random
@@ -258,3 +259,77 @@ def test_bad_input_raises(model):
     with pytest.raises(ValueError, match="max_shift"):
         video.NextFramePredictor(max_shift=-1)
     assert video.VALUE_RANGE == "unit"
+
+
+def _moving_square(shift, frames=4, size=16, start=(5, 5)):
+    """One video of a 3x3 square moving by `shift` a frame on a size x size canvas
+    (no border reached), as a (1, frames, size, size, 1) array."""
+    video_ = np.zeros((1, frames, size, size, 1), "float32")
+    for t in range(frames):
+        row, col = start[0] + t * shift[0], start[1] + t * shift[1]
+        video_[0, t, row:row + 3, col:col + 3] = np.linspace(0.2, 1.0, 9).reshape(3, 3, 1)
+    return video_
+
+
+@pytest.mark.parametrize("shift", [(1, 2), (0, -1), (2, 0), (1, 1)])
+def test_constant_velocity_is_exact_on_a_known_shift(shift):
+    truth = _moving_square(shift, frames=5)
+    predicted = video.constant_velocity(truth[:, :3], steps=2, object_size=3)
+    np.testing.assert_array_equal(predicted, truth[:, 3:])
+
+
+def test_constant_velocity_bounces_the_square_as_the_data_does():
+    from companion import data
+
+    videos = data.moving_digits(64, frames=20, split="test", seed=3)
+    predicted = video.constant_velocity(videos[:, :10], steps=10)
+    future = videos[:, 10:]
+    error = np.mean((predicted - future) ** 2, axis=(2, 3, 4))
+    copy_last = np.mean((videos[:, 9:10] - future) ** 2, axis=(2, 3, 4))
+    # Nearly every digit bounces within ten frames; the misses are digits that
+    # bounced between frames 9 and 10, whose last shift is not their velocity.
+    assert (error.max(axis=1) == 0).mean() > 0.75
+    assert error.mean() < 0.25 * copy_last.mean()
+
+
+def test_constant_velocity_reflects_the_square_at_the_border():
+    # A 3x3 square at columns 9, 11 moves right by 2: 13 is the last column the
+    # square's corner can reach (16 - 3), so 15 is reflected to 11, then 9, 7.
+    truth = _moving_square((0, 2), frames=2, start=(5, 9))
+    predicted = video.constant_velocity(truth, steps=5, object_size=3)
+    corners = [int(np.argmax(frame[6, :, 0] > 0)) for frame in predicted[0]]
+    assert corners == [13, 11, 9, 7, 5]
+    np.testing.assert_array_equal(predicted[0, 1], truth[0, 1])   # back at column 11
+
+
+def test_constant_velocity_copies_a_still_video_and_a_single_frame():
+    still = np.repeat(_videos(3, 1, seed=9), 4, axis=1)     # random frames, no motion
+    for context in (still, still[:, :1]):
+        predicted = video.constant_velocity(context, steps=3, object_size=4)
+        np.testing.assert_array_equal(predicted, np.repeat(still[:, -1:], 3, axis=1))
+
+
+def test_constant_velocity_reads_only_the_last_two_frames():
+    truth = _moving_square((1, 1), frames=5)
+    noisy = truth.copy()
+    noisy[:, 0] = np.random.default_rng(4).random(noisy.shape[2:])
+    np.testing.assert_array_equal(video.constant_velocity(noisy[:, :3], 2, object_size=3),
+                                  truth[:, 3:])
+
+
+def test_constant_velocity_rejects_bad_input():
+    context = np.zeros((2, 3) + FRAME, "float32")
+    with pytest.raises(ValueError, match=r"`context` must have shape \(N, T, H, W, C\)"):
+        video.constant_velocity(np.zeros((2, 8, 8, 1)), steps=1)
+    with pytest.raises(ValueError, match="`context` needs at least 1 frames"):
+        video.constant_velocity(context[:, :0], steps=1)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        video.constant_velocity(context + 2, steps=1)
+    with pytest.raises(ValueError, match="`steps` must be an integer >= 1; got 0"):
+        video.constant_velocity(context, steps=0)
+    with pytest.raises(ValueError, match="`object_size` must be at most .* 8; got 9"):
+        video.constant_velocity(context, steps=1, object_size=9)
+    with pytest.raises(ValueError, match="`max_shift` must be an integer >= 0; got -1"):
+        video.constant_velocity(context, steps=1, object_size=4, max_shift=-1)
+    with pytest.raises(ValueError, match="`context` must be a numeric array"):
+        video.constant_velocity([[0.0], [0.0, 1.0]], steps=1)

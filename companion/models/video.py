@@ -26,7 +26,9 @@ ConvLSTM's is (Shi et al. 2015), which is much slower to train on a CPU.
 Training is teacher forced (the true frames go in) with the per-pixel binary
 cross-entropy on grey levels in [0, 1]; a *rollout* instead feeds each
 predicted frame back as the next input, which is how the model extrapolates
-the future.
+the future. `constant_velocity` is the baseline a reader tries first: it moves
+the last frame on at the velocity measured between the last two, bouncing the
+digit's square off the borders as `companion.data.moving_digits` does.
 
 Example:
 
@@ -355,3 +357,132 @@ def make_model(frame_shape=(28, 28, 1), units=BOOK_CONFIG["units"],
     model.build()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm))
     return model
+
+
+# The baseline a reader thinks of first for moving digits: keep moving at the
+# last velocity seen, and bounce off the borders as the digits do.
+
+def constant_velocity(context, steps, object_size=14, max_shift=3):
+    """Extrapolate each video by moving its last frame on at its last velocity.
+
+    The velocity is the integer shift that best maps the next-to-last context
+    frame onto the last one; the content is a square of side `object_size` (the
+    digit's square in `companion.data.moving_digits`) placed around the last
+    frame's ink, and the square moves on at that velocity, bouncing off the
+    borders by the data's rule. Nothing is learned, and only the context is
+    read: never the true velocity. With one context frame there is no motion to
+    measure, and every predicted frame is a copy of it.
+
+    Formula (``S_d`` moves a frame by ``d = (d_y, d_x)`` pixels, black coming in;
+    ``s = max_shift``; ``T`` is the last context frame)::
+
+        d = argmin_{|d_y|, |d_x| <= s} sum_{i,j} (S_d v_{T-1} - v_T)[i, j]^2
+            (ties: the smallest move),
+        p_T = top-left corner of the square centred on v_T's centre of mass,
+              moved the least to hold the ink and lie in the frame,
+        p_{T+k} = p_{T+k-1} + d_{T+k-1}, reflected at 0 and at the frame's
+              size - object_size, and d changes sign along an axis where it is,
+        vhat_{T+k} = S_{p_{T+k} - p_T} v_T.
+
+    Args:
+        context: `(N, T_c, H, W, C)` frames in [0, 1], T_c >= 1.
+        steps: number of future frames, >= 1.
+        object_size: side of the square that bounces, at most `min(H, W)`.
+        max_shift: largest velocity, in pixels a frame along each axis, that
+            the search considers (>= 0).
+
+    Returns:
+        float32 numpy array `(N, steps, H, W, C)` in [0, 1].
+
+    Raises:
+        ValueError: for a bad shape or range of `context`, or a bad `steps`,
+            `object_size` or `max_shift`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> context = np.zeros((1, 2, 8, 8, 1), "float32")
+    >>> context[0, 0, 1, 1] = context[0, 1, 1, 2] = 1.0   # one pixel moving right
+    >>> future = constant_velocity(context, steps=8, object_size=1)
+    >>> [int(np.argmax(frame[1, :, 0])) for frame in future[0]]   # bounces at 7
+    [3, 4, 5, 6, 7, 6, 5, 4]
+    """
+    context = _check_videos(context, _frame_shape(context), "context")
+    steps = check_int("steps", steps)
+    max_shift = check_int("max_shift", max_shift, minimum=0)
+    height, width = context.shape[2:4]
+    object_size = check_int("object_size", object_size)
+    if object_size > min(height, width):
+        raise ValueError(f"`object_size` must be at most the frame's smaller side, "
+                         f"{min(height, width)}; got {object_size}.")
+    last = context[:, -1]
+    if context.shape[1] == 1:
+        velocity = np.zeros((len(context), 2), int)
+    else:
+        velocity = _displacement(context[:, -2], last, max_shift)
+    start = _square_around_ink(last, object_size)
+    room = np.array([height, width]) - object_size
+    position = start
+    future = np.zeros((len(context), steps) + context.shape[2:], "float32")
+    for k in range(steps):
+        position, velocity = _bounce(position + velocity, velocity, room)
+        for n, (dy, dx) in enumerate(position - start):
+            future[n, k] = _shifted(last[n], dy, dx)
+    return future
+
+
+def _frame_shape(videos):
+    """`videos`' frame shape `(H, W, C)` if it has rank 5, else a placeholder for errors."""
+    try:
+        shape = np.shape(videos)
+    except ValueError:   # ragged
+        shape = ()
+    return tuple(shape[2:]) if len(shape) == 5 else ("H", "W", "C")
+
+
+def _shifted(frames, dy, dx):
+    """`frames` `(..., H, W, C)` moved down by `dy` and right by `dx` pixels, black coming in."""
+    moved = np.zeros_like(frames)
+    height, width = frames.shape[-3:-1]
+    if abs(dy) < height and abs(dx) < width:
+        moved[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0), :] = (
+            frames[..., max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0), :])
+    return moved
+
+
+def _displacement(previous, last, max_shift):
+    """`(N, 2)` integer shifts that best map each `previous` frame onto `last`."""
+    span = range(-max_shift, max_shift + 1)
+    shifts = sorted(((dy, dx) for dy in span for dx in span),
+                    key=lambda shift: abs(shift[0]) + abs(shift[1]))  # ties: smallest
+    errors = np.stack([np.sum((_shifted(previous, dy, dx) - last) ** 2, axis=(1, 2, 3))
+                       for dy, dx in shifts], axis=1)
+    return np.array(shifts)[np.argmin(errors, axis=1)]
+
+
+def _square_around_ink(frames, size):
+    """`(N, 2)` top-left corners of the squares of side `size` around each frame's
+    ink: centred on its centre of mass, moved the least to hold the ink's bounding
+    box (where it fits) and to lie in the frame. A frame without ink gives (0, 0)."""
+    ink = frames.sum(axis=-1)
+    corners = []
+    for axis in (2, 1):   # summing out the columns gives the rows' profile
+        profile = ink.sum(axis=axis)
+        length = profile.shape[1]
+        mass = profile.sum(axis=1)
+        centre = (profile @ np.arange(length)) / np.where(mass > 0, mass, 1)
+        inked = profile > 0
+        first = np.argmax(inked, axis=1)
+        last = length - 1 - np.argmax(inked[:, ::-1], axis=1)
+        corner = np.round(centre - (size - 1) / 2).astype(int)
+        corner = np.minimum(np.maximum(corner, last - size + 1), first)
+        corners.append(np.where(mass > 0, np.clip(corner, 0, length - size), 0))
+    return np.stack(corners, axis=1)
+
+
+def _bounce(position, velocity, room):
+    """One step of `companion.data.moving_digits`' rule, for `(N, 2)` arrays:
+    a position past 0 or `room` is reflected there, and its velocity flips."""
+    low, high = position < 0, position > room
+    position = np.where(low, -position, np.where(high, 2 * room - position, position))
+    return position, np.where(low | high, -velocity, velocity)

@@ -33,6 +33,7 @@ _SUBMODULES = (
     "dynamics",
     "environment",
     "evaluation",
+    "exercises",
     "inference",
     "losses",
     "models",

@@ -26,6 +26,15 @@ def test_notebook_follows_the_conventions(path):
     assert notebooks.convention_problems(path) == []
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_is_valid_nbformat(path):
+    # A cell id in a version 4.4 notebook (ids came with 4.5) is invalid: tools
+    # that validate, such as nbformat.write and Colab's upload, reject the file.
+    import nbformat
+
+    nbformat.validate(nbformat.read(path, as_version=4))
+
+
 @pytest.mark.parametrize("folder", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_has_objectives_exercises_and_live_source(folder):
     assert notebooks.chapter_problems(folder) == []
@@ -71,6 +80,45 @@ def test_convention_checker_catches_violations(tmp_path):
                      "loss function", "keras.layers", "ends with ';'", "nbval comment",
                      "no claim cell"):
         assert expected in problems
+
+
+def _problems_of(tmp_path, *cells):
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {"tags": ["remove-cell"]},
+              "outputs": [], "source": notebooks.bootstrap_source()}] + [
+        {"cell_type": "code", "execution_count": None, "outputs": [],
+         "metadata": {"tags": list(tags)}, "source": text} for text, tags in cells]
+    for count, cell in enumerate(cells, 1):
+        cell["execution_count"] = count
+    path = tmp_path / "exercise.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {},
+                                "nbformat": 4, "nbformat_minor": 5}))
+    return notebooks.convention_problems(path)
+
+
+def test_an_exercise_may_define_the_loss_it_checks_and_nothing_else(tmp_path):
+    skeleton = "def my_generator_loss(fake_logits):\n    raise NotImplementedError"
+    solution = "def generator_loss_solution(fake_logits):\n    return fake_logits"
+    checks = ('exercises.check("generator_loss", my_generator_loss)\n'
+              'exercises.check("generator_loss", generator_loss_solution)')
+    assert _problems_of(tmp_path, (skeleton, ["exercise"]), (solution, ["solution"]),
+                        (checks, [])) == []
+    # Untagged, or tagged otherwise: the rule holds.
+    for tags in ([], ["remove-cell"], ["hide-input"]):
+        problems = _problems_of(tmp_path, (skeleton, tags), (checks, []))
+        assert problems == ["code cell 2 defines a loss function; it belongs in companion"]
+    # Tagged but never checked, or defining a second, unchecked function.
+    assert _problems_of(tmp_path, (skeleton, ["exercise"]), ("x = 1", [])) == [
+        "code cell 2 defines a loss function; it belongs in companion"]
+    helper = skeleton + "\n\ndef another_loss(x):\n    return x"
+    assert _problems_of(tmp_path, (helper, ["exercise"]), (checks, [])) == [
+        "code cell 2 defines a loss function; it belongs in companion"]
+    # The other rules still apply to an exercise cell.
+    layer = skeleton + "\n\nclass Critic(keras.Model):\n    pass"
+    assert _problems_of(tmp_path, (layer, ["exercise"]), (checks, [])) == [
+        "code cell 2 defines a model, layer or loss class; it belongs in companion"]
+    network = skeleton + "\nh = keras.layers.Dense(3)(x)"
+    assert _problems_of(tmp_path, (network, ["solution"]), (checks, [])) == [
+        "code cell 2 builds a network with keras.layers; it belongs in companion"]
 
 
 def test_a_hidden_assert_cell_counts_as_a_claim_cell():

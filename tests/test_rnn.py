@@ -85,7 +85,7 @@ def _all_binary_images(shape):
 def test_samples_have_the_model_distribution_over_all_images(temperature):
     # 2 x 2 images: row 1 depends strongly on row 0, so a sampler that fed the
     # wrong row back, or drew a pixel before its left neighbour, would fail.
-    # At temperature tau the sampler draws each pixel from sigmoid(l / tau):
+    # At temperature tau the sampler draws each pixel from sigmoid(logit / tau):
     # p_tau(x) = exp(-autoregressive_nll(x, logits(x) / tau)).
     tiny = _randomise_left_kernel(
         rnn.make_model(image_shape=(2, 2, 1), cell="gru", units=4, seed=0))
@@ -433,3 +433,16 @@ def test_gradient_norms_vanish_and_explode():
         rnn.gradient_norm_by_distance("gru", forget_bias=1.0)
     with pytest.raises(ValueError, match="seed"):
         rnn.gradient_norm_by_distance("gru", seed=None)
+
+
+def test_raster_causal_mask_lets_each_pixel_read_exactly_the_pixels_before_it():
+    mask = rnn.raster_causal_mask(3, 4)
+    assert mask.shape == (12, 12) and mask.dtype == np.float32
+    rows, columns = np.divmod(np.arange(12), 4)
+    before = (rows[:, None] < rows[None, :]) | (
+        (rows[:, None] == rows[None, :]) & (columns[:, None] < columns[None, :]))
+    np.testing.assert_array_equal(mask, before)
+    assert not mask[:, 0].any() and not np.diag(mask).any()
+    np.testing.assert_array_equal(rnn.RowRNN(units=4).left_mask, rnn.raster_causal_mask(1, 28))
+    with pytest.raises(ValueError, match="`width` must be an integer >= 1; got 0"):
+        rnn.raster_causal_mask(2, 0)

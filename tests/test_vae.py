@@ -559,3 +559,24 @@ def test_the_module_records_no_tuning_runs():
     with open(vae.__file__, encoding="utf-8") as source:
         found = [line.strip() for line in source if record.search(line)]
     assert found == []
+
+
+def test_reparameterise_is_mean_plus_standard_deviation_times_noise():
+    mean = np.array([[1.0, -2.0]], "float32")
+    log_var = np.log(np.array([[4.0, 0.25]], "float32"))
+    noise = np.array([[0.5, 2.0]], "float32")
+    np.testing.assert_allclose(vae.reparameterise(mean, log_var, noise), [[2.0, -1.0]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(vae.reparameterise(mean, np.full((1, 2), -200.0), noise), mean)
+    with pytest.raises(ValueError, match=r"noise.shape=\(1, 3\)"):
+        vae.reparameterise(mean, log_var, np.zeros((1, 3), "float32"))
+
+
+def test_active_dimensions_counts_kl_above_the_book_threshold():
+    assert vae.ACTIVE_KL_NATS == 0.1
+    assert vae.active_dimensions([0.0, 0.1, 0.1001, 2.0]) == 2  # strictly above
+    assert vae.active_dimensions(np.array([0.3, 0.3]), threshold=0.5) == 0
+    with pytest.raises(ValueError, match="one-dimensional"):
+        vae.active_dimensions(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="threshold"):
+        vae.active_dimensions([1.0], threshold=-1)

@@ -16,6 +16,9 @@ The conventions `check` (and `tests/test_notebooks.py`) enforce:
   (hidden in the rendered book, kept for Colab); cells executed top to bottom; no
   stored errors; no model, layer or loss defined; a hidden claim cell (tagged
   `remove-cell`, with an `assert`) if it trains a model or draws a comparison.
+  One exception: an implementation exercise's cell (tagged `exercise` or
+  `solution`) may define a loss function that the notebook passes to
+  `exercises.check` (``check("name", function)``); nothing else is exempt.
   The bootstrap cell never counts as a claim cell.
 - Results of training: a cell whose printed figures come out of a training
   run is tagged `trained-output` and `nbval-ignore-output` (nbval does not
@@ -76,6 +79,10 @@ FORBIDDEN = {
         r"ConvLSTM2D)\s*\("),
 }
 
+# Cells of an implementation exercise: the reader's skeleton and the folded solution.
+EXERCISE_TAGS = ("exercise", "solution")
+DEFINED_FUNCTION = re.compile(r"^\s*def\s+(\w+)\s*\(", re.M)
+CHECKED_FUNCTION = re.compile(r"\bcheck\(\s*[\"'][\w]+[\"']\s*,\s*(\w+)\s*\)")
 
 # Code that trains a model or draws a comparison: such a notebook needs a claim cell.
 EXPERIMENT = re.compile(r"\.fit\(|\bcomparison\.|\btrain_family\(")
@@ -189,6 +196,24 @@ def trained_output_problems(cells):
     return problems
 
 
+def checked_functions(cells):
+    """Names of the functions the notebook passes to ``exercises.check``."""
+    return {match.group(1) for cell in cells for match in CHECKED_FUNCTION.finditer(source(cell))}
+
+
+def is_exercise_loss(cell, what, checked):
+    """Whether `cell` is an exercise or solution that may define its loss function.
+
+    Only the rule against loss functions is lifted, only in cells tagged
+    ``exercise`` or ``solution``, and only if every function the cell defines
+    is passed to ``check(...)`` somewhere in the notebook.
+    """
+    defined = set(DEFINED_FUNCTION.findall(source(cell)))
+    return (what == "defines a loss function"
+            and any(tag in tags(cell) for tag in EXERCISE_TAGS)
+            and bool(defined) and defined <= checked)
+
+
 def convention_problems(path):
     """List the ways a notebook breaks the book's conventions (empty if none)."""
     notebook = json.loads(pathlib.Path(path).read_text())
@@ -200,6 +225,7 @@ def convention_problems(path):
     elif HIDDEN not in tags(cells[0]):
         problems.append(f"the bootstrap cell is not hidden (tag it {HIDDEN}: "
                         "run `python3 tasks.py sync`)")
+    checked = checked_functions(cells)
     counts = [c.get("execution_count") for c in cells]
     if counts != list(range(1, len(cells) + 1)):
         problems.append(f"not executed top to bottom: execution counts {counts}")
@@ -211,7 +237,7 @@ def convention_problems(path):
             problems.append(f"code cell {index + 1} ends with ';' (nbval ignores it: "
                             "assign the value instead, e.g. `figure = ...`)")
         for what, pattern in FORBIDDEN.items():
-            if pattern.search(source(cell)):
+            if pattern.search(source(cell)) and not is_exercise_loss(cell, what, checked):
                 problems.append(f"code cell {index + 1} {what}; it belongs in companion")
         if NBVAL_DIRECTIVE.search(source(cell)):
             problems.append(f"code cell {index + 1} has a visible nbval comment; use the "

@@ -8,7 +8,7 @@ chain rule of probability gives the exact factorisation
 and a recurrent network summarises the rows above in its state:
 ``h_t = f(W_x x_{t-1} + W_h h_{t-1} + b_h)``: the input at step t is the row
 *above*, a zero row for ``t = 1``. Pixel j of row t gets the Bernoulli logit
-``l_{t,j} = (W_y h_t + b_y)_j + sum_{i<j} x_{t,i} A_{ij}``: the state carries the
+``logit_{t,j} = (W_y h_t + b_y)_j + sum_{i<j} x_{t,i} A_{ij}``: the state carries the
 rows above, and a strictly upper-triangular matrix ``A`` (the *left context*)
 adds the pixels to the left in the same row, so every pixel is conditioned on
 all pixels before it in raster order, as in PixelRNN (van den Oord et al.
@@ -17,7 +17,8 @@ the state. Training feeds the true rows (teacher forcing, Williams and Zipser
 1989); sampling feeds the model's own pixels back (ancestral sampling): one
 recurrent step a row, then the row's pixels left to right.
 
-The module also holds :func:`gradient_norm_by_distance`, the measurement of
+The module also holds :func:`raster_causal_mask`, which pixel may read which in
+raster order, and :func:`gradient_norm_by_distance`, the measurement of
 how the gradient of the state with respect to earlier inputs decays (or
 explodes) with the time distance (Bengio et al. 1994; Pascanu et al. 2013).
 
@@ -90,14 +91,51 @@ def _initial_states(cell_layer, batch, dtype):
     return tuple(jnp.zeros((batch, size), dtype) for size in sizes)
 
 
+def raster_causal_mask(height, width):
+    """Which pixel may read which, in raster order: ``mask[i, j] = 1`` iff ``i < j``.
+
+    Number the pixels of a `height` x `width` image in raster order (row by
+    row, left to right): pixel ``(r, c)`` is ``k = r * width + c``. An
+    autoregressive model's logit of pixel `j` may depend on pixel `i` only if
+    `i` comes strictly before `j`. Rows of the mask are the pixels read
+    (inputs), columns the pixels predicted (outputs), so ``x @ (A * mask)``
+    is causal for a flattened image `x`; `RowRNN`'s left context uses it on
+    one row (``raster_causal_mask(1, width)``).
+
+    Formula:
+
+    ```
+    mask[i, j] = 1 if i < j else 0,    i, j in 0 .. height * width - 1
+    ```
+
+    Args:
+        height: rows of the image, >= 1.
+        width: pixels a row, >= 1.
+
+    Returns:
+        float32 numpy array `(height * width, height * width)`, strictly upper
+        triangular: column 0 (the first pixel) is all zeros.
+
+    Raises:
+        ValueError: if `height` or `width` is not a positive integer.
+
+    Example:
+
+    >>> raster_causal_mask(2, 2).astype(int).tolist()
+    [[0, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
+    """
+    pixels = check_int("height", height) * check_int("width", width)
+    return np.triu(np.ones((pixels, pixels), "float32"), k=1)
+
+
 @keras.saving.register_keras_serializable(package="companion")
 class RowRNN(keras.Model):
     """Autoregressive model of binary images, one row a time step.
 
-    ``p(x) = prod_t prod_j Bernoulli(x_{t,j}; sigmoid(l_{t,j}))`` with logits
+    ``p(x) = prod_t prod_j Bernoulli(x_{t,j}; sigmoid(logit_{t,j}))`` with logits
     ``l_t = W_y h_t + b_y + x_t A``: ``h_t`` is computed from the rows above row t
     only, and ``A`` is strictly upper triangular (``A_ij = 0`` unless i < j),
-    so ``l_{t,j}`` reads only the pixels left of j in row t. `call` returns
+    so ``logit_{t,j}`` reads only the pixels left of j in row t. `call` returns
     these logits under teacher forcing; `fit(images)` minimises the mean of
     :func:`companion.losses.autoregressive_nll`, the exact negative
     log-likelihood in nats (:meth:`compute_loss`), and `evaluate(images)`
@@ -149,8 +187,8 @@ class RowRNN(keras.Model):
             name="readout",
         )
         self.left_context = bool(left_context)
-        # Mask of A: entry (i, j) may be non-zero only for i < j.
-        self.left_mask = np.triu(np.ones((self.row_size, self.row_size), "float32"), k=1)
+        # Mask of A: entry (i, j) may be non-zero only for i < j (one row of pixels).
+        self.left_mask = raster_causal_mask(1, self.row_size)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def build(self, input_shape=None):
@@ -365,7 +403,7 @@ class RowRNN(keras.Model):
     def sample(self, num, seed=None, temperature=1.0):
         """Draw images row by row from the model (ancestral sampling).
 
-        Each pixel is drawn from ``Bernoulli(sigmoid(l_{t,j} / tau))`` given the
+        Each pixel is drawn from ``Bernoulli(sigmoid(logit_{t,j} / tau))`` given the
         pixels drawn before it: a `jax.lax.scan` over rows (one recurrent step
         each) with a loop over the row's pixels inside, compiled once and run on
         chunks of :data:`companion.inference.CHUNK` images, so the first images

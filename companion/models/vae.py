@@ -1,7 +1,7 @@
 """Variational autoencoders: a convolutional VAE with a Bernoulli decoder.
 
 A VAE (Kingma and Welling 2014; Rezende et al. 2014) is a latent-variable
-model ``p(z) = N(0, I)``, ``p(x|z) = prod Bernoulli(x_i; sigmoid(l_i(z)))``
+model ``p(z) = N(0, I)``, ``p(x|z) = prod Bernoulli(x_i; sigmoid(logit_i(z)))``
 fitted by maximising the evidence lower bound (ELBO) with an *encoder*
 ``q(z|x) = N(mean(x), diag exp(log_var(x)))`` that approximates the posterior:
 
@@ -14,7 +14,8 @@ This module holds
 
 - :func:`make_encoder` (mean and log-variance heads) and :func:`make_decoder`
   (Bernoulli logits), the corrected networks of the original's section 4.2;
-- :class:`Sampling`, the reparameterisation ``z = mean + exp(log_var / 2) * eps``;
+- :func:`reparameterise`, the draw ``z = mean + exp(log_var / 2) * eps`` for a
+  given noise ``eps``, and :class:`Sampling`, the layer that draws the noise;
 - :class:`VAE`, trained with ``fit(images)`` on
   :func:`companion.losses.vae_loss` (the beta-weighted negative ELBO), with
   ``encode``, ``decode`` (Bernoulli means), ``decode_logits``, ``sample``,
@@ -63,6 +64,11 @@ BOOK_CONFIG = {
 """The configuration the convolutional-VAE notebook trains (CLI and benchmarks reuse it):
 the one with the best importance-weighted bound on ``mnist10k`` that trains within a
 notebook's time budget on 2 CPU cores."""
+
+ACTIVE_KL_NATS = 0.1
+"""A latent dimension is *active* when its average KL to the prior exceeds this many
+nats (:func:`active_dimensions`); every page of the book that counts active or
+collapsed dimensions uses it."""
 
 _BLOCK = 16384
 """Codes (images x importance samples) :meth:`VAE.log_weights` holds in memory at once."""
@@ -139,7 +145,7 @@ def make_decoder(latent_dim, image_shape=(28, 28, 1), width=32, name="decoder",
     ``Dense(H/4 * W/4 * 2w) -> ConvT(2w, 4x4, stride 2) -> ConvT(C, 4x4,
     stride 2)``; for 28x28x1: 7x7 -> 14x14 -> 28x28x1, the image's own shape
     (the original's decoder made 66x66). The output is a logit ``l``; the
-    pixel's probability of being 1 is ``sigmoid(l)``. Returning logits (no
+    pixel's probability of being 1 is ``sigmoid(logit)``. Returning logits (no
     sigmoid layer) lets the loss use the stable form of
     :func:`companion.losses.bernoulli_log_likelihood`.
 
@@ -178,6 +184,83 @@ def make_decoder(latent_dim, image_shape=(28, 28, 1), width=32, name="decoder",
     return keras.Model(z, logits, name=name)
 
 
+def active_dimensions(kl_per_dimension, threshold=ACTIVE_KL_NATS):
+    """How many latent dimensions carry information: average KL above `threshold`.
+
+    Formula:
+
+    ```
+    active = #{ j : KL_j > threshold },   KL_j = mean over x of KL(q(z_j|x) || N(0, 1))
+    ```
+
+    A dimension at or below the threshold is (nearly) *collapsed*: the encoder
+    ignores it and the decoder reads prior noise there.
+
+    Args:
+        kl_per_dimension: average KL of each dimension in nats, shape
+            `(latent_dim,)`, as :meth:`VAE.kl_per_dimension` returns it.
+        threshold: nats, >= 0 (default :data:`ACTIVE_KL_NATS`).
+
+    Returns:
+        int, between 0 and `latent_dim`.
+
+    Raises:
+        ValueError: if `kl_per_dimension` is not one-dimensional or `threshold`
+            is negative.
+
+    Example:
+
+    >>> active_dimensions([0.02, 0.5, 3.1, 0.09])
+    2
+    """
+    values = np.asarray(kl_per_dimension, "float64")
+    if values.ndim != 1:
+        raise ValueError("`kl_per_dimension` must be one-dimensional (one KL a latent "
+                         f"dimension); got shape {values.shape}.")
+    if not threshold >= 0:
+        raise ValueError(f"`threshold` must be a number of nats >= 0; got {threshold!r}.")
+    return int(np.sum(values > threshold))
+
+
+def reparameterise(mean, log_var, noise):
+    """The reparameterised draw from ``N(mean, diag exp(log_var))`` for given noise.
+
+    Formula:
+
+    ```
+    z = mean + exp(log_var / 2) * noise,    noise ~ N(0, I)
+    ```
+
+    ``exp(log_var / 2)`` is the standard deviation. `z` is a differentiable
+    function of `mean` and `log_var`; the noise is an input (Kingma and Welling
+    2014). :class:`Sampling` draws the noise and calls this.
+
+    Args:
+        mean: means, shape `(B, D)` (any shape).
+        log_var: log-variances, the same shape.
+        noise: standard-normal draws, the same shape.
+
+    Returns:
+        A tensor of that shape.
+
+    Raises:
+        ValueError: if the three shapes differ.
+
+    Example:
+
+    >>> import numpy as np
+    >>> mean, log_var = np.array([[1.0, 0.0]]), np.log(np.array([[4.0, 1.0]]))
+    >>> np.asarray(reparameterise(mean, log_var, np.array([[0.5, -1.0]]))).tolist()
+    [[2.0, -1.0]]
+    """
+    shapes = {name: tuple(ops.shape(value)) for name, value in
+              (("mean", mean), ("log_var", log_var), ("noise", noise))}
+    if len(set(shapes.values())) > 1:
+        raise ValueError("`mean`, `log_var` and `noise` must have the same shape; got "
+                         + ", ".join(f"{n}.shape={s}" for n, s in shapes.items()) + ".")
+    return mean + ops.exp(0.5 * log_var) * noise
+
+
 @keras.saving.register_keras_serializable(package="companion")
 class Sampling(keras.layers.Layer):
     """The reparameterisation trick: draw ``z ~ N(mean, diag exp(log_var))``.
@@ -213,7 +296,7 @@ class Sampling(keras.layers.Layer):
         mean, log_var = inputs
         eps = keras.random.normal(ops.shape(mean), seed=self.seed_generator,
                                   dtype=mean.dtype)
-        return mean + ops.exp(0.5 * log_var) * eps
+        return reparameterise(mean, log_var, eps)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
@@ -671,7 +754,7 @@ class VAE(keras.Model):
     def _sample_terms_chunk(self, x, mean, log_var, key):
         """``log p(x|z)`` and ``log p(z) - log q(z|x)`` of one draw ``z ~ q(z|x)`` a row."""
         eps = jax.random.normal(key, mean.shape, dtype="float32")
-        z = mean + ops.exp(0.5 * log_var) * eps
+        z = reparameterise(mean, log_var, eps)
         log_px = losses.bernoulli_log_likelihood(x, self._logits(z))
         # log N(z; 0, I) - log N(z; mean, var): the 2 pi terms cancel.
         ratio = -0.5 * ops.sum(ops.square(z) - ops.square(eps) - log_var, axis=-1)

@@ -2,7 +2,7 @@
 
 Two small, exactly analysable tools for the analysis chapter:
 
-- **The bilinear game** ``min_x max_y f(x, y) = x * y``. Its only equilibrium
+- **The bilinear game** ``min_x max_y V(x, y) = x * y``. Its only equilibrium
   is ``(0, 0)``. :func:`bilinear_trajectory` plays it with simultaneous,
   alternating or extragradient updates; each update is a linear map whose
   effect on the distance to the equilibrium has a closed form
@@ -38,7 +38,7 @@ METHODS = ("simultaneous", "alternating", "extragradient")
 
 
 def bilinear_step(x, y, method, learning_rate):
-    """One update of both players on ``f(x, y) = x * y`` (x minimises, y maximises).
+    """One update of both players on ``V(x, y) = x * y`` (x minimises, y maximises).
 
     Formula:
 

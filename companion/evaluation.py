@@ -347,7 +347,7 @@ def classifier_scores(images, dataset="mnist10k"):
 
     ```
     confidence = mean_n max_k softmax(logits_n)_k
-    coverage   = H(h) / log 10,  h_k = fraction of images predicted as class k
+    coverage   = H(r) / log 10,  r_k = fraction of images predicted as class k
     ```
 
     Coverage is 1 when all ten classes are predicted equally often and 0 when

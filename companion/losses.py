@@ -7,10 +7,10 @@ Welling 2014) and autoregressive negative log-likelihood (van den Oord et al.
 compiled JAX `train_step`, and takes *logits*: log-probabilities are written
 with softplus,
 
-    log sigmoid(l)     = -softplus(-l)
-    log(1 - sigmoid(l)) = -softplus(l),
+    log sigmoid(logit)     = -softplus(-logit)
+    log(1 - sigmoid(logit)) = -softplus(logit),
 
-which stays finite for logits of any size (``log(sigmoid(l))`` gives ``-inf``
+which stays finite for logits of any size (``log(sigmoid(logit))`` gives ``-inf``
 at ``l = -200`` in float32).
 
 Per-example functions return a vector with one entry per example (the first
@@ -183,7 +183,7 @@ def generator_loss(fake_logits, saturating=False):
 
     The saturating form is the generator's term of the minimax game. Early in
     training the discriminator rejects fakes confidently (very negative logits),
-    where its gradient ``-sigmoid(l)`` vanishes; the non-saturating form has
+    where its gradient ``-sigmoid(logit)`` vanishes; the non-saturating form has
     the same fixed points and gradient ``-sigmoid(-l)``, close to -1 there
     (Goodfellow et al. 2014, section 3).
 
@@ -442,8 +442,8 @@ def bernoulli_log_likelihood(x, logits):
     Formula:
 
     ```
-    log p(x|z) = sum(x * log sigmoid(l) + (1 - x) * log(1 - sigmoid(l)))
-               = -sum(softplus(l) - x * l)
+    log p(x|z) = sum(x * log sigmoid(logit) + (1 - x) * log(1 - sigmoid(logit)))
+               = -sum(softplus(logit) - x * logit)
     ```
 
     summed over every axis but the batch axis. `x` may be binary or, as the

@@ -45,8 +45,8 @@ class WGANGP(GAN):
     Formula:
 
     ```
-    d_loss = mean f(G(z)) - mean f(x) + gp_weight * mean((||grad f(x_hat)|| - 1)^2)
-    g_loss = -mean f(G(z))
+    d_loss = mean D(G(z)) - mean D(x) + gp_weight * mean((||grad D(x_hat)|| - 1)^2)
+    g_loss = -mean D(G(z))
     x_hat  = eps x + (1 - eps) G(z),   eps ~ U(0, 1) per example
     ```
 
@@ -61,7 +61,7 @@ class WGANGP(GAN):
             `(B, 1)`, without batch normalisation (it would mix the examples
             the penalty treats separately).
         latent_dim: size of the noise vector.
-        gp_weight: weight ``lambda`` of the penalty (10 in the paper), >= 0.
+        gp_weight: weight of the penalty (10 in the paper), >= 0.
         seed: None or an int in [0, 2**32 - 1], the seed of the model's noise
             (see :class:`~companion.models.gan.GAN`).
 

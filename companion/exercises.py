@@ -144,13 +144,19 @@ def _close(a, b):
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=True))
 
 
+def _fresh(args):
+    """Copies of a case's arrays: a function that changes its inputs in place must
+    not change what the reference and the messages see."""
+    return tuple(np.array(a) if isinstance(a, np.ndarray) else a for a in args)
+
+
 def _outputs(function, cases):
     """`function`'s results on `cases`, None where it fails."""
     results = []
     for case in cases:
         try:
             with np.errstate(all="ignore"):
-                results.append(_as_array(function(*case.args)))
+                results.append(_as_array(function(*_fresh(case.args))))
         except Exception:  # the reader's or a mistake's: only compared, never shown
             results.append(None)
     return results
@@ -247,7 +253,7 @@ def check(name, function):
     cases = exercise.cases()
     for number, case in enumerate(cases, 1):
         try:
-            got = function(*case.args)
+            got = function(*_fresh(case.args))
         except NotImplementedError:
             print(f"{name}: not written yet. Write the function above, then run this "
                   "check again.")

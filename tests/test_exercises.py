@@ -247,3 +247,20 @@ def test_raster_causal_mask_mistakes_are_named():
 
     _rejects("raster_causal_mask", first_pixel_reads, "check 2 of 6",
              "the first pixel must read nothing")
+
+
+def test_a_solution_that_changes_its_inputs_in_place_still_passes(capsys):
+    def sample_in_place(mean, log_var, noise):
+        z = mean
+        z += np.exp(0.5 * log_var) * noise  # writes into the caller's `mean`
+        return z
+
+    def iwae_in_place(log_weights):
+        w = log_weights
+        top = w.max(axis=1, keepdims=True)
+        w -= top  # writes into the caller's array
+        return np.log(np.mean(np.exp(w), axis=1)) + top[:, 0]
+
+    exercises.check("reparameterised_sample", sample_in_place)
+    exercises.check("iwae_bound", iwae_in_place)
+    assert "all" in capsys.readouterr().out

@@ -319,8 +319,10 @@ def _never_negative(description):
     return check_property
 
 
-_UNSTABLE = ("log(sigmoid(logit)) underflows to log(0) for large |logit|; use the stable form "
-             "log D = -softplus(-logit), log(1 - D) = -softplus(logit)")
+_UNSTABLE = ("log(sigmoid(logit)) underflows to log(0), and log(1 + exp(logit)) overflows, for "
+             "large |logit|; use the stable form log D = -softplus(-logit), "
+             "log(1 - D) = -softplus(logit), with a stable softplus such as np.logaddexp(0, x) "
+             "or keras.ops.softplus")
 
 
 def _mean(x):

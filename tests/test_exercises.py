@@ -125,6 +125,10 @@ def test_discriminator_loss_mistakes_are_named():
              lambda r, f: -np.mean(np.log(sigmoid(r))) - np.mean(np.log(1 - sigmoid(f))),
              "not finite (inf) for real_logits=-100 everywhere (shape (4, 1)), "
              "fake_logits=100 everywhere", "stable form")
+    # softplus written naively overflows at logit 100: the hint names it too.
+    _rejects("discriminator_loss",
+             lambda r, f: np.mean(np.log1p(np.exp(-r))) + np.mean(np.log1p(np.exp(f))),
+             "not finite (inf)", "log(1 + exp(logit)) overflows", "np.logaddexp(0, x)")
     _rejects("discriminator_loss", lambda r, f: -discriminator_loss(r, f),
              "your loss is negative (-1.386)", "you returned V(D, G)")
     _rejects("discriminator_loss", lambda r, f: discriminator_loss(f, r),

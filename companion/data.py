@@ -386,18 +386,28 @@ def moving_digits(num_sequences, frames=10, canvas_size=28, digit_size=14,
         for t in range(frames):
             row, col = int(position[0]), int(position[1])
             videos[n, t, row:row + digit_size, col:col + digit_size] = chosen[n]
-            position, velocity = _bounce(position + velocity, velocity, room)
+            position, velocity = bounce(position + velocity, velocity, room)
     return videos
 
 
-def _bounce(position, velocity, room):
-    for axis in range(2):
-        if position[axis] < 0:
-            position[axis], velocity[axis] = -position[axis], -velocity[axis]
-        elif position[axis] > room:
-            position[axis] = 2 * room - position[axis]
-            velocity[axis] = -velocity[axis]
-    return position, velocity
+def bounce(position, velocity, room):
+    """One step of the moving digits' border rule, for arrays of (row, column) pairs.
+
+    A coordinate past 0 or past `room` (the canvas size minus the digit's) is
+    reflected there, and its velocity changes sign; the rest are unchanged.
+    :func:`moving_digits` makes its videos with it, and
+    `companion.models.video.constant_velocity` extrapolates them with it.
+
+    Example:
+
+    >>> import numpy as np
+    >>> position, velocity = bounce(np.array([-2, 15]), np.array([-3, 2]), room=14)
+    >>> position.tolist(), velocity.tolist()
+    ([2, 13], [3, -2])
+    """
+    low, high = position < 0, position > room
+    position = np.where(low, -position, np.where(high, 2 * room - position, position))
+    return position, np.where(low | high, -velocity, velocity)
 
 
 def cache_dir():

@@ -378,6 +378,33 @@ def classifier_scores(images, dataset="mnist10k"):
     return {"confidence": _confidence(logits), "coverage": _coverage(logits)}
 
 
+def class_probabilities(images, dataset="mnist10k"):
+    """The reference classifier's probabilities of the ten classes, per image.
+
+    Formula: ``softmax(logits_n)``, the classifier that every sample-quality
+    figure of the book uses. Pages that count how many samples the classifier
+    reads *with confidence* (top probability >= 0.9) start from this.
+
+    Args:
+        images: `(N, 28, 28, 1)` in [0, 1].
+        dataset: which reference classifier to use.
+
+    Returns:
+        float64 numpy array `(N, 10)`; each row sums to 1.
+
+    Raises:
+        ValueError: for images of the wrong shape or range.
+
+    Example:
+
+    >>> test, labels = data.load("mnist10k", "test")
+    >>> probabilities = class_probabilities(test[:100])
+    >>> bool((probabilities.argmax(axis=1) == labels[:100]).mean() > 0.9)
+    True
+    """
+    return softmax(np.asarray(_features_and_logits(images, dataset)[1], "float64"), axis=1)
+
+
 def _confidence(logits):
     probabilities = softmax(np.asarray(logits, dtype="float64"), axis=1)
     return float(probabilities.max(axis=1).mean())

@@ -315,3 +315,12 @@ def test_bernoulli_baseline_anchors_the_likelihoods():
     train_nll = -model.log_likelihood(train).mean()
     assert 0 < train_nll < test_nll < 784 * math.log(2)  # beats coin flips
     assert 0 < evaluation.bits_per_dim(test_nll) < 1
+
+
+def test_class_probabilities_are_the_softmax_behind_the_confidence():
+    test, _ = data.load("mnist10k", "test")
+    probabilities = evaluation.class_probabilities(test[:200])
+    assert probabilities.shape == (200, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-9)
+    scores = evaluation.classifier_scores(test[:200])
+    assert probabilities.max(axis=1).mean() == pytest.approx(scores["confidence"], abs=1e-9)

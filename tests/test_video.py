@@ -333,3 +333,14 @@ def test_constant_velocity_rejects_bad_input():
         video.constant_velocity(context, steps=1, object_size=4, max_shift=-1)
     with pytest.raises(ValueError, match="`context` must be a numeric array"):
         video.constant_velocity([[0.0], [0.0, 1.0]], steps=1)
+
+
+def test_ink_ratio_is_one_for_a_clean_move_and_falls_for_a_blend():
+    truth = np.zeros((2, 3, 6, 6, 1))
+    truth[:, :, 2, 2] = 1.0
+    assert np.allclose(video.ink_ratio(truth, truth), 1.0)
+    blend = np.zeros_like(truth)
+    blend[:, :, 2, 1:4] = 1 / 3  # three faint copies of the same ink
+    assert np.allclose(video.ink_ratio(blend, truth), 1 / 3)
+    with pytest.raises(ValueError, match="same shape|shape"):
+        video.ink_ratio(truth[:, :2], truth)

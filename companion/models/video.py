@@ -46,6 +46,7 @@ import numpy as np
 from keras import ops
 
 from companion import inference
+from companion.data import bounce
 from companion._validation import check_images, check_int, check_seed, derived_seed
 
 VALUE_RANGE = "unit"
@@ -425,11 +426,51 @@ def constant_velocity(context, steps, object_size=14, max_shift=3):
     position = start
     future = np.zeros((len(context), steps) + context.shape[2:], "float32")
     for k in range(steps):
-        position, velocity = _bounce(position + velocity, velocity, room)
+        position, velocity = bounce(position + velocity, velocity, room)
         for n, (dy, dx) in enumerate(position - start):
             future[n, k] = _shifted(last[n], dy, dx)
     return future
 
+
+def ink_ratio(predictions, truth):
+    """How much of the true frames' ink a prediction keeps in place, per frame.
+
+    Formula:
+
+    ```
+    ink_ratio[n, t] = sum_{i,j} vhat_{n,t}[i, j]^2 / sum_{i,j} v_{n,t}[i, j]^2
+    ```
+
+    A prediction that moves the digit cleanly keeps its ink and scores 1; a
+    blend of shifted copies spreads the same total brightness over more
+    pixels, each fainter, and the sum of squares falls (two half-bright copies
+    score 1/2). The book calls a predicted frame *sharp* at 0.8 or more and
+    *smeared* below 0.7.
+
+    Args:
+        predictions: `(N, T, H, W, C)` predicted frames in [0, 1].
+        truth: the true frames, the same shape, each with some ink.
+
+    Returns:
+        float64 numpy array `(N, T)`.
+
+    Raises:
+        ValueError: if the shapes differ.
+
+    Example:
+
+    >>> import numpy as np
+    >>> truth = np.zeros((1, 1, 4, 4, 1)); truth[0, 0, 1, 1] = 1.0
+    >>> blend = np.zeros_like(truth); blend[0, 0, 1, 1:3] = 0.5   # two half copies
+    >>> ink_ratio(truth, truth).tolist(), ink_ratio(blend, truth).tolist()
+    ([[1.0]], [[0.5]])
+    """
+    predictions, truth = np.asarray(predictions, "float64"), np.asarray(truth, "float64")
+    if predictions.shape != truth.shape or predictions.ndim != 5:
+        raise ValueError("`predictions` and `truth` must both have shape (N, T, H, W, C); "
+                         f"got {predictions.shape} and {truth.shape}.")
+    return (np.sum(predictions ** 2, axis=(2, 3, 4))
+            / np.sum(truth ** 2, axis=(2, 3, 4)))
 
 def _frame_shape(videos):
     """`videos`' frame shape `(H, W, C)` if it has rank 5, else a placeholder for errors."""
@@ -478,11 +519,3 @@ def _square_around_ink(frames, size):
         corner = np.minimum(np.maximum(corner, last - size + 1), first)
         corners.append(np.where(mass > 0, np.clip(corner, 0, length - size), 0))
     return np.stack(corners, axis=1)
-
-
-def _bounce(position, velocity, room):
-    """One step of `companion.data.moving_digits`' rule, for `(N, 2)` arrays:
-    a position past 0 or `room` is reflected there, and its velocity flips."""
-    low, high = position < 0, position > room
-    position = np.where(low, -position, np.where(high, 2 * room - position, position))
-    return position, np.where(low | high, -velocity, velocity)

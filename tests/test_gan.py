@@ -296,14 +296,21 @@ def test_mixed_precision_step_matches_the_float32_closed_form(policy, dtype_poli
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_dcgan_trains_and_samples_float32(policy, dtype_policy, digits):
-    with dtype_policy(policy):
+    def d_losses():
         model = gan.make_model(width=4, latent_dim=8, seed=0)
-        assert model.generator.compute_dtype == policy.split("_")[1]
         history = model.fit(digits, epochs=4, batch_size=32, shuffle=False,
                             verbose=0).history
         for values in history.values():
             assert np.isfinite(values).all()
-        assert history["d_loss"][-1] < history["d_loss"][0] - 0.1
+        return model, np.array(history["d_loss"])
+
+    _, full_precision = d_losses()
+    with dtype_policy(policy):
+        model, history = d_losses()
+        assert model.generator.compute_dtype == policy.split("_")[1]
+        # It learns as float32 does: the same falling losses, to rounding.
+        assert np.all(np.diff(history) < 0)
+        np.testing.assert_allclose(history, full_precision, atol=0.01)
         images = model.sample(5, seed=0)
         assert images.dtype == np.float32 and images.shape == (5, 28, 28, 1)
         assert 0.0 <= images.min() and images.max() <= 1.0

@@ -32,6 +32,7 @@ import numpy as np
 from keras import ops
 
 from companion import inference, losses
+from companion.layers import Conv2DTranspose, GlorotUniform
 from companion.models._saving import config_with_networks, from_config_with_networks
 from companion._validation import (check_choice, check_fit_data, check_image_shape,
                                   check_int, check_seed)
@@ -93,8 +94,8 @@ def layer_seeds(seed, network):
 
 
 def _kernel(seeds):
-    """Keras' default kernel initialiser, seeded from `seeds`."""
-    return keras.initializers.GlorotUniform(seed=next(seeds))
+    """Keras' default kernel initialiser (drawn by NumPy), seeded from `seeds`."""
+    return GlorotUniform(seed=next(seeds))
 
 
 def make_generator(latent_dim=100, image_shape=(28, 28, 1), width=64,
@@ -104,7 +105,9 @@ def make_generator(latent_dim=100, image_shape=(28, 28, 1), width=64,
     ``Dense -> (H/4, W/4, 4w) -> ConvT(2w, stride 1) -> ConvT(w, stride 2) ->
     ConvT(C, stride 2, tanh)``, with batch normalisation and leaky ReLU
     between. For 28x28x1: 7x7 -> 7x7 -> 14x14 -> 28x28x1. The original
-    asserted 7x7 after a stride-2 layer and made three channels.
+    asserted 7x7 after a stride-2 layer and made three channels. The
+    transposed convolutions are :class:`companion.layers.Conv2DTranspose`
+    (Keras' layer, differentiated as the transpose of a convolution).
 
     Args:
         latent_dim: size of the noise vector ``z``.
@@ -142,12 +145,12 @@ def make_generator(latent_dim=100, image_shape=(28, 28, 1), width=64,
     x = _normalise_and_activate(x)
     x = layers.Reshape((height // 4, breadth // 4, 4 * width))(x)
     for filters, stride in ((2 * width, 1), (width, 2)):
-        x = layers.Conv2DTranspose(filters, kernel_size, strides=stride, padding="same",
-                                   use_bias=False, kernel_initializer=_kernel(seeds))(x)
+        x = Conv2DTranspose(filters, kernel_size, strides=stride, padding="same",
+                            use_bias=False, kernel_initializer=_kernel(seeds))(x)
         x = _normalise_and_activate(x)
-    images = layers.Conv2DTranspose(channels, kernel_size, strides=2, padding="same",
-                                    activation="tanh", kernel_initializer=_kernel(seeds),
-                                    name="images")(x)
+    images = Conv2DTranspose(channels, kernel_size, strides=2, padding="same",
+                             activation="tanh", kernel_initializer=_kernel(seeds),
+                             name="images")(x)
     return keras.Model(z, images, name=name)
 
 

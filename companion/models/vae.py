@@ -47,6 +47,7 @@ from keras import ops
 from scipy.special import expit
 
 from companion import evaluation, inference, losses
+from companion.layers import Conv2DTranspose, GlorotUniform
 from companion.models._saving import config_with_networks, from_config_with_networks
 from companion.training import EveryEpochs
 from companion._validation import (check_fit_data, check_image_shape,
@@ -83,11 +84,11 @@ def _check_beta(beta, name="beta"):
 
 def _kernel_initializers(seed, count, network):
     """`count` Glorot-uniform kernel initializers, each seeded from `seed` and
-    `network` (0 the encoder, 1 the decoder); Keras' unseeded default for None."""
+    `network` (0 the encoder, 1 the decoder); unseeded for None."""
     if seed is None:
-        return ["glorot_uniform"] * count
+        return [GlorotUniform() for _ in range(count)]
     seeds = np.random.SeedSequence([check_seed(seed), network]).generate_state(count)
-    return [keras.initializers.GlorotUniform(seed=int(s)) for s in seeds]
+    return [GlorotUniform(seed=int(s)) for s in seeds]
 
 
 def make_encoder(latent_dim, image_shape=(28, 28, 1), width=32, name="encoder",
@@ -148,6 +149,8 @@ def make_decoder(latent_dim, image_shape=(28, 28, 1), width=32, name="decoder",
     pixel's probability of being 1 is ``sigmoid(logit)``. Returning logits (no
     sigmoid layer) lets the loss use the stable form of
     :func:`companion.losses.bernoulli_log_likelihood`.
+    The transposed convolutions are :class:`companion.layers.Conv2DTranspose`
+    (Keras' layer, differentiated as the transpose of a convolution).
 
     Args:
         latent_dim: size of ``z`` (>= 1).
@@ -177,10 +180,10 @@ def make_decoder(latent_dim, image_shape=(28, 28, 1), width=32, name="decoder",
     x = layers.Dense(height // 4 * breadth // 4 * 2 * width, activation="relu",
                      kernel_initializer=kernels[0])(z)
     x = layers.Reshape((height // 4, breadth // 4, 2 * width))(x)
-    x = layers.Conv2DTranspose(2 * width, 4, strides=2, padding="same",
-                               activation="relu", kernel_initializer=kernels[1])(x)
-    logits = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
-                                    name="logits", kernel_initializer=kernels[2])(x)
+    x = Conv2DTranspose(2 * width, 4, strides=2, padding="same",
+                        activation="relu", kernel_initializer=kernels[1])(x)
+    logits = Conv2DTranspose(channels, 4, strides=2, padding="same",
+                             name="logits", kernel_initializer=kernels[2])(x)
     return keras.Model(z, logits, name=name)
 
 

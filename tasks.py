@@ -45,6 +45,10 @@ LOCK = ROOT / "requirements-lock.txt"
 VENV_MIN = ROOT / ".venv-min"
 CONSTRAINTS_MIN = ROOT / "constraints-min.txt"
 QUICK = ("-m", "not slow")
+# Two pytest workers, each file's tests on one (conftest.py groups them): on 2 cores two
+# notebooks at once train more images a second than one alone (the book's small XLA
+# operations leave a core idle), and one's compilation overlaps the other's training.
+PARALLEL = ("-n", "2", "--dist", "loadgroup")
 NBVAL = ("--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg")
 # `python -m jupyter_book` does nothing in Jupyter Book 1.x: call its CLI entry point.
 JUPYTER_BOOK = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
@@ -149,7 +153,7 @@ def test():
         book = copy_book(folder)
         full = run(
             PYTHON, "-m", "pytest", "--rootdir", ROOT, "-c", ROOT / "pyproject.toml",
-            "tests", "companion", book, "--doctest-modules", *NBVAL,
+            "tests", "companion", book, "--doctest-modules", *NBVAL, *PARALLEL,
             "--durations=25", "-ra",
         )
     return full or minimum()
@@ -194,7 +198,7 @@ def quick():
 
 def minimum():
     """The quick unit tests with every dependency at its declared minimum version."""
-    return run(ensure_minimum_venv(), "-m", "pytest", "tests", *QUICK, "-q")
+    return run(ensure_minimum_venv(), "-m", "pytest", "tests", *QUICK, *PARALLEL, "-q")
 
 
 def constraints():

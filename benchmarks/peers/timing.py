@@ -229,22 +229,39 @@ def to_markdown(results):
               f"rounds; 1-minute load average {min(loads):.1f} to {max(loads):.1f} "
               "during the rounds."]
     if "operations" in results:
-        lines += ["",
-                  "| one layer, forward and backward | Keras on JAX (ms) | PyTorch (ms) |",
-                  "|---|---:|---:|"]
+        lines += ["", "| layer, forward and backward | Keras on JAX (ms) | the book's layer on "
+                  "JAX (ms) | PyTorch (ms) |", "|---|---:|---:|---:|"]
         for name, row in results["operations"].items():
-            lines.append(f"| {OPERATIONS[name]} | {row['jax_ms']:.2f} | "
+            book = row.get("book_ms")
+            lines.append(f"| {OPERATIONS[name][0]} | {row['jax_ms']:.2f} | "
+                         f"{'same' if book is None else f'{book:.2f}'} | "
                          f"{row['torch_ms']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
+# name: (label, kind, batch, input side, input channels, filters, kernel, stride);
+# "conv" and "conv_transpose" with Keras' "same" padding, "lstm" over 28 rows.
 OPERATIONS = {
-    "conv": "DCGAN discriminator's 2nd convolution (5×5, stride 2, batch 64)",
-    "conv_transpose":
-        "DCGAN generator's last transposed convolution (5×5, stride 2, batch 64)",
-    "lstm": "row model's LSTM (28 steps, 128 units, batch 32)",
+    "gan_conv_1": ("DCGAN discriminator, conv 5×5/2, 28×28×1 → 14×14×16",
+                   "conv", 64, 28, 1, 16, 5, 2),
+    "gan_conv_2": ("DCGAN discriminator, conv 5×5/2, 14×14×16 → 7×7×32",
+                   "conv", 64, 14, 16, 32, 5, 2),
+    "gan_conv_transpose_1": ("DCGAN generator, transposed conv 5×5/1, 7×7×64 → 7×7×32",
+                             "conv_transpose", 64, 7, 64, 32, 5, 1),
+    "gan_conv_transpose_2": ("DCGAN generator, transposed conv 5×5/2, 7×7×32 → 14×14×16",
+                             "conv_transpose", 64, 7, 32, 16, 5, 2),
+    "gan_conv_transpose_3": ("DCGAN generator, transposed conv 5×5/2, 14×14×16 → 28×28×1",
+                             "conv_transpose", 64, 14, 16, 1, 5, 2),
+    "vae_conv_1": ("VAE encoder, conv 3×3/2, 28×28×1 → 14×14×16", "conv", 64, 28, 1, 16, 3, 2),
+    "vae_conv_2": ("VAE encoder, conv 3×3/2, 14×14×16 → 7×7×32", "conv", 64, 14, 16, 32, 3, 2),
+    "vae_conv_transpose_1": ("VAE decoder, transposed conv 4×4/2, 7×7×32 → 14×14×32",
+                             "conv_transpose", 64, 7, 32, 32, 4, 2),
+    "vae_conv_transpose_2": ("VAE decoder, transposed conv 4×4/2, 14×14×32 → 28×28×1",
+                             "conv_transpose", 64, 14, 32, 1, 4, 2),
+    "lstm": ("row LSTM, 28 steps of 28 inputs, 128 units", "lstm", 32, 28, 28, 128, 0, 0),
 }
-
+"""The layers of the three training steps that the operation table times, at the
+families' batch sizes (the DCGAN at width 16, the VAE at width 16)."""
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -299,47 +316,71 @@ def _torch_gradient(loss, *arguments):
     return run
 
 
-def operation_ms(repeats=20):
-    """Forward and backward (gradients of the inputs and weights) of one layer of
-    each family at its training batch, in both frameworks: best of `repeats`, ms.
+def _keras_layer_gradient(layer, shape, rng):
+    """Forward and backward of a built Keras layer: gradients of a random projection
+    of its output with respect to its weights and its input."""
+    layer.build(shape)
+    x = rng.standard_normal(shape).astype("float32")
+    weights = [v.value for v in layer.trainable_variables]
+    state = [v.value for v in layer.non_trainable_variables]
+    probe = rng.standard_normal(layer.compute_output_shape(shape)).astype("float32")
 
-    - ``conv``: the discriminator's second convolution, 5x5 stride 2,
-      (64, 14, 14, 16) -> (64, 7, 7, 32);
-    - ``conv_transpose``: the generator's last layer, 5x5 stride 2,
-      (64, 14, 14, 16) -> (64, 28, 28, 1);
-    - ``lstm``: the row model's LSTM, 28 steps of 28 inputs, 128 units, batch 32.
-    """
-    from keras import ops
-    from torch.nn import functional as F
+    def loss(weights, x):
+        return (layer.stateless_call(weights, state, x)[0] * probe).sum()
 
+    return _jax_gradient(loss, weights, x)
+
+
+def _torch_layer_gradient(module, shape, rng):
+    x = torch.from_numpy(rng.standard_normal(shape).astype("float32")).requires_grad_()
+    probe = torch.from_numpy(rng.standard_normal(
+        module(x)[0].shape if isinstance(module, torch.nn.LSTM) else module(x).shape
+    ).astype("float32"))
+
+    def run():
+        x.grad = None
+        module.zero_grad()
+        out = module(x)
+        ((out[0] if isinstance(out, tuple) else out) * probe).sum().backward()
+    return run
+
+
+def _layers(kind, channels, filters, kernel, stride):
+    """The Keras layer, the book's layer (None where it uses Keras') and PyTorch's."""
+    from companion import layers
+
+    if kind == "lstm":
+        return (keras.layers.LSTM(filters, return_sequences=True), None,
+                torch.nn.LSTM(channels, filters, batch_first=True))
+    # PyTorch's padding that gives Keras' "same" output size (windows may sit a pixel
+    # apart, which changes no cost).
+    padding = (kernel - 1) // 2
+    if kind == "conv":
+        return (keras.layers.Conv2D(filters, kernel, strides=stride, padding="same"), None,
+                torch.nn.Conv2d(channels, filters, kernel, stride, padding))
+    output_padding = stride + 2 * padding - kernel
+    return (keras.layers.Conv2DTranspose(filters, kernel, strides=stride, padding="same"),
+            layers.Conv2DTranspose(filters, kernel, strides=stride, padding="same"),
+            torch.nn.ConvTranspose2d(channels, filters, kernel, stride, padding,
+                                     output_padding))
+
+
+def operation_ms(repeats=20, names=None):
+    """Forward and backward (gradients of the inputs and weights) of each layer of
+    :data:`OPERATIONS`, alone, at its family's batch: best of `repeats`, in ms, for
+    Keras' layer, the book's layer where it differs, and PyTorch's."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, 14, 14, 16)).astype("float32")
-    conv_w = rng.standard_normal((5, 5, 16, 32)).astype("float32") * 0.1
-    convt_w = rng.standard_normal((5, 5, 1, 16)).astype("float32") * 0.1
-    x_torch = np.transpose(x, (0, 3, 1, 2)).copy()
-    rows = rng.standard_normal((32, 28, 28)).astype("float32")
-    lstm = keras.layers.LSTM(128, return_sequences=True)
-    lstm.build((None, 28, 28))
-    lstm_state = [v.value for v in lstm.non_trainable_variables]
-    torch_lstm = torch.nn.LSTM(28, 128, batch_first=True)
-    pairs = {
-        "conv": (
-            _jax_gradient(lambda a, w: ops.sum(ops.conv(a, w, strides=2, padding="same")),
-                          x, conv_w),
-            _torch_gradient(lambda a, w: F.conv2d(a, w, stride=2, padding=2).sum(),
-                            x_torch, conv_w.transpose(3, 2, 0, 1).copy())),
-        "conv_transpose": (
-            _jax_gradient(lambda a, w: ops.sum(ops.conv_transpose(
-                a, w, strides=2, padding="same")), x, convt_w),
-            _torch_gradient(lambda a, w: F.conv_transpose2d(
-                a, w, stride=2, padding=2, output_padding=1).sum(),
-                x_torch, convt_w.transpose(3, 2, 0, 1).copy())),
-        "lstm": (
-            _jax_gradient(lambda weights, a: ops.sum(lstm.stateless_call(
-                weights, lstm_state, a)[0]), [v.value for v in lstm.trainable_variables],
-                rows),
-            _torch_gradient(lambda a: torch_lstm(a)[0].sum(), rows)),
-    }
-    return {name: {"jax_ms": _best_ms(jax_run, repeats),
-                   "torch_ms": _best_ms(torch_run, repeats)}
-            for name, (jax_run, torch_run) in pairs.items()}
+    results = {}
+    for name in names or OPERATIONS:
+        _, kind, batch, side, channels, filters, kernel, stride = OPERATIONS[name]
+        keras_layer, book_layer, torch_layer = _layers(kind, channels, filters, kernel,
+                                                       stride)
+        shape = (batch, side, channels) if kind == "lstm" else (batch, side, side, channels)
+        torch_shape = shape if kind == "lstm" else (batch, channels, side, side)
+        row = {"jax_ms": _best_ms(_keras_layer_gradient(keras_layer, shape, rng), repeats),
+               "torch_ms": _best_ms(_torch_layer_gradient(torch_layer, torch_shape, rng),
+                                    repeats)}
+        if book_layer is not None:
+            row["book_ms"] = _best_ms(_keras_layer_gradient(book_layer, shape, rng), repeats)
+        results[name] = row
+    return results

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import flops, machine, notebooks, report, throughput
 from benchmarks import run as bench
+from companion import models
 from companion.models import rnn
 
 
@@ -160,3 +161,27 @@ def test_from_json_rewrites_the_same_markdown(quick, tmp_path):
                        "--markdown", str(tmp_path / "again.md"),
                        "--times", str(tmp_path / "times")]) == 0
     assert (tmp_path / "again.md").read_text() == (folder / "results.md").read_text()
+
+
+def test_profile_groups_the_traced_operations_of_a_step():
+    from benchmarks import profile
+
+    text = """HloModule m
+%fused_conv (p: f32[2,3]) -> f32[2,3] {
+  %c = f32[2,3]{1,0} convolution(f32[2,3]{1,0} %p, f32[1,1]{1,0} %k), dim_labels=b0f_0io->b0f
+}
+ENTRY %main (a: f32[2,3]) -> f32[2,3] {
+  %ynn_fusion.1 = f32[2,3]{1,0} fusion(f32[2,3]{1,0} %a), kind=kCustom, calls=%fused_conv
+  ROOT %add_fusion = f32[2,3]{1,0} fusion(f32[2,3]{1,0} %ynn_fusion.1), kind=kLoop, calls=%x
+}"""
+    found = profile.hlo_instructions(text)
+    assert found["ynn_fusion.1"][:2] == ("fusion", "f32[2,3]{1,0}")
+    assert profile.kind_of("ynn_fusion.1", found["ynn_fusion.1"]) == profile.KINDS[1]
+    assert profile.kind_of("add_fusion", found["add_fusion"]) == "element-wise"
+
+    result = profile.profile_family("vae", steps=2, kwargs=models.family("vae").tiny)
+    assert result["operations"] and result["compile_seconds"] > 0
+    assert set(result["kinds"]) == set(profile.KINDS)
+    traced = sum(o["ms"] for o in result["operations"])
+    assert traced == pytest.approx(sum(result["kinds"].values()))
+    assert 0 < traced <= 1.5 * result["step_ms"]  # operations run within the step

@@ -32,6 +32,11 @@ def results():
 
 
 @pytest.fixture(scope="module")
+def profile():
+    return json.loads((ROOT / "benchmarks" / "profile_results.json").read_text())
+
+
+@pytest.fixture(scope="module")
 def peers():
     return json.loads((ROOT / "benchmarks" / "peers_results.json").read_text())
 
@@ -43,16 +48,18 @@ def test_no_placeholder_is_left(text):
 def test_fit_against_raw_loop(text, results):
     rows = {r["family"]: r for r in results["families"]}
     ratios = [rows[f]["fit_over_raw"] for f in FAMILIES]
-    assert min(ratios) >= report.FIT_RAW_TARGET  # "every family met the target"
+    # "the VAE and the row RNN met the target and the DCGAN did not"
+    assert [r >= report.FIT_RAW_TARGET for r in ratios] == [False, True, True]
     assert f"fit / raw {ratios[0]:.3f}, {ratios[1]:.3f} and {ratios[2]:.3f}" in text
     extra = max(report.fit_overhead_ms(r) for r in rows.values())
     assert f"at most {extra:.2f} ms to a step" in text
+    assert f"up to about {round(100 * (1 - min(ratios)))} % over a hand-written" in text
 
 
 def test_fraction_of_the_matmul_peak(text, results):
     fractions = {r["family"]: 100 * r["fraction_of_peak"] for r in results["families"]}
     low, high = min(fractions.values()), max(fractions.values())
-    assert (fractions["rnn"], fractions["gan"]) == (low, high)  # "RNN least, DCGAN most"
+    assert (fractions["rnn"], fractions["vae"]) == (low, high)  # "RNN least, VAE most"
     assert f"between {low:.1f} and {high:.0f} per cent of the matmul peak" in text
 
 
@@ -60,10 +67,12 @@ def test_compilation_cache(text, results):
     book = results["notebooks"]
     saved = max(r["first"]["seconds"] - r["again"]["seconds"] for r in book["notebooks"])
     assert f"up to {saved:.0f} s on one notebook" in text
-    # "The three analysis notebooks and the FAQ gained nothing measurable"
-    no_gain = {r["chapter"] for r in book["notebooks"]
-               if r["again"]["seconds"] >= r["first"]["seconds"]}
-    assert no_gain == {"05_analysis", "06_faq"}
+    # "Four notebooks gained nothing measurable (...), up to a few seconds slower"
+    no_gain = {r["notebook"].split("/")[-1][:-6]: r["again"]["seconds"] - r["first"]["seconds"]
+               for r in book["notebooks"] if r["again"]["seconds"] >= r["first"]["seconds"]}
+    assert set(no_gain) == {"generative_modelling", "rate_distortion",
+                            "vae_rnn_diagnostics", "comparison"}
+    assert max(no_gain.values()) < 5
     cache = book["compilation_cache"]
     without, cold = cache["no_cache_seconds"], cache["cold_cache_seconds"]
     assert cold <= 1.05 * without  # "writing it costs nothing measurable"
@@ -76,7 +85,8 @@ def test_whole_book_time(text, results):
     assert all(r["first"]["seconds"] <= report.NOTEBOOK_SECONDS for r in book["notebooks"])
     first, again = (book["total_seconds"][name] / 60 for name in ("first", "again"))
     assert (f"the whole book in {first:.1f} minutes on a machine's first run and "
-            f"{again:.1f} on a second") in text
+            f"{again:.1f} on a second (the target of 6 minutes is not met)") in text
+    assert first > 6
     data = book["notebooks"][0]
     assert data["notebook"] == "book/01_background/data.ipynb"
     assert (f"its first run took {report._seconds(data['first']['seconds'])}, against "
@@ -90,46 +100,70 @@ def _runners(peers, family):
 def test_peers_step_cost(text, peers):
     tiny = {f: {name: r["tiny_step_ms"] for name, r in _runners(peers, f).items()}
             for f in FAMILIES}
-    assert max(t["jax_raw"] for t in tiny.values()) < 2.0  # "under 2 ms for every family"
+    assert max(t["jax_raw"] for t in tiny.values()) < 2.1  # "about 2 ms or less"
     added = {f: t["jax_fit"] - t["jax_raw"] for f, t in tiny.items()}
-    assert max(added, key=added.get) == "vae"
-    assert f"added at most about {added['vae']:.1f} ms (the VAE's)" in text
-    assert round(tiny["gan"]["torch_eager"] / tiny["gan"]["jax_raw"]) == 4  # "about four times"
-    assert tiny["vae"]["torch_eager"] > 2 * tiny["vae"]["jax_raw"]  # "more than twice"
-    less = 1 - tiny["rnn"]["torch_eager"] / tiny["rnn"]["jax_raw"]
-    assert round(less, 1) == 0.2 and "about 20 % less in PyTorch" in text
+    assert max(added, key=added.get) == "gan"
+    assert f"added at most about {added['gan']:.1f} ms (the DCGAN's)" in text
+    times = {f: t["torch_eager"] / t["jax_raw"] for f, t in tiny.items()}
+    assert round(times["gan"]) == 3 and "cost about three times JAX's raw step" in text
+    assert round(times["vae"]) == 6 and "the VAE's about six times" in text
+    assert f"about {times['rnn']:.1f} times" in text and times["rnn"] > 1
+
+
+def _speed(peers):
+    return {f: {name: r["images_per_second"] for name, r in _runners(peers, f).items()}
+            for f in FAMILIES}
 
 
 def test_peers_throughput(text, peers):
-    speed = {f: {name: r["images_per_second"] for name, r in _runners(peers, f).items()}
-             for f in FAMILIES}
-    eager = [s["torch_eager"] / s["jax_fit"] for s in speed.values()]
-    assert f"by about {min(eager):.1f} to {max(eager):.1f} times Keras `fit`'s" in text
+    speed = _speed(peers)
+    ahead = speed["vae"]["jax_fit"] / speed["vae"]["torch_eager"]
+    assert ahead > 1 and f"the VAE trains {ahead:.1f} times as many images" in text
+    behind = [speed[f]["torch_eager"] / speed[f]["jax_fit"] for f in ("gan", "rnn")]
+    assert min(behind) > 1
+    assert f"{min(behind):.1f}" == f"{max(behind):.1f}"  # one figure for both
+    assert f"LSTM about {max(behind):.1f} times as fast" in text
     raw_gain = max(s["jax_raw"] / s["jax_fit"] for s in speed.values()) - 1
-    assert raw_gain <= 0.10  # "at most about 10 % faster than fit"
-    fit_over_raw = [s["jax_fit"] / s["jax_raw"] for s in speed.values()]
-    assert "reached {:.2f}, {:.2f} and {:.2f} of the raw loop's".format(*fit_over_raw) in text
-    assert "measured the ratio at {1:.2f} for the VAE and the row LSTM".format(
-        *fit_over_raw) in text and f"{fit_over_raw[2]:.2f}" == f"{fit_over_raw[1]:.2f}"
-    cost = round(100 * (1 - min(fit_over_raw)))
-    assert f"`fit` cost up to about {cost} % over a hand-written compiled loop" in text
-    # torch.compile "slower than eager for the DCGAN and the VAE, about equal for the LSTM"
-    assert speed["gan"]["torch_compiled"] < speed["gan"]["torch_eager"]
-    assert speed["vae"]["torch_compiled"] < speed["vae"]["torch_eager"]
-    assert abs(speed["rnn"]["torch_compiled"] / speed["rnn"]["torch_eager"] - 1) < 0.1
+    assert raw_gain <= 0.05  # "the raw JAX loop was within about 5 % of fit"
+    # "torch.compile ... slower than eager PyTorch for every family"
+    assert all(s["torch_compiled"] < s["torch_eager"] for s in speed.values())
 
 
-def test_peers_first_epoch_and_layers(text, peers):
+def test_peers_first_epoch(text, peers):
     first = {f: {name: r["first_epoch_seconds"] for name, r in _runners(peers, f).items()}
              for f in FAMILIES}
     assert all(max(t, key=t.get) == "torch_compiled" for t in first.values())
     assert first["gan"]["torch_compiled"] > 20  # "tens of seconds for the DCGAN"
     extra = [t["jax_fit"] - t["torch_eager"] for t in first.values()]
-    assert f"about {min(extra):.1f} to {max(extra):.0f} seconds more" in text
-    layers = {name: op["jax_ms"] / op["torch_ms"] for name, op in peers["operations"].items()}
-    assert f"about {layers['lstm']:.1f} times as long in JAX" in text
-    assert f"about {layers['conv']:.1f} times as long in JAX" in text
-    assert layers["conv_transpose"] < 1  # "slightly less than in PyTorch"
+    assert min(extra) > 2  # "against the target of at most 2"
+    assert f"cost {min(extra):.1f} to {max(extra):.1f} seconds more" in text
+
+
+def test_peers_layers(text, peers):
+    layers = peers["operations"]
+    convolutions = {name: op for name, op in layers.items() if name != "lstm"}
+    slowest = sorted(convolutions, key=lambda name: convolutions[name]["jax_ms"])[-2:]
+    assert set(slowest) == {"gan_conv_transpose_2", "vae_conv_transpose_1"}
+    gan, vae = layers["gan_conv_transpose_2"], layers["vae_conv_transpose_1"]
+    assert (f"took {gan['jax_ms']:.1f} and {vae['jax_ms']:.1f} ms, against "
+            f"{gan['torch_ms']:.1f} and {vae['torch_ms']:.1f} ms in PyTorch") in text
+    assert (f"take {gan['book_ms']:.1f} and {vae['book_ms']:.1f} ms with it") in text
+    transposed = {n: op for n, op in layers.items() if "transpose" in n}
+    slower = {n for n, op in transposed.items() if op["book_ms"] > op["torch_ms"]}
+    assert slower == {"gan_conv_transpose_1"}  # "... at least as fast ... but the first"
+    first = layers["gan_conv_transpose_1"]
+    assert f"({first['book_ms']:.1f} ms against {first['torch_ms']:.1f})" in text
+    lstm = layers["lstm"]
+    assert lstm["jax_ms"] > lstm["torch_ms"]
+    assert (f"the layer alone took {lstm['jax_ms']:.1f} ms against "
+            f"{lstm['torch_ms']:.1f} ms in PyTorch") in text
+
+
+def test_profile(text, profile):
+    compile_seconds = {f: profile["families"][f]["compile_seconds"] for f in FAMILIES}
+    assert (f"took {compile_seconds['gan']:.1f} s for the DCGAN, "
+            f"{compile_seconds['vae']:.1f} s for the VAE and "
+            f"{compile_seconds['rnn']:.1f} s for the row LSTM") in text
 
 
 def test_run_to_run_variation(text, results):
@@ -141,8 +175,20 @@ def test_run_to_run_variation(text, results):
             f"{cache['cold_cache_seconds']:.0f} s filling an empty cache, against "
             f"{first:.0f} s in the book's first run") in text
     slowest = max(cache["no_cache_seconds"], cache["cold_cache_seconds"], first)
-    assert report.NOTEBOOK_SECONDS - 2 < slowest <= report.NOTEBOOK_SECONDS
-    assert f"at {slowest:.0f} s, the DCGAN came within two seconds of it" in text
+    assert slowest <= report.NOTEBOOK_SECONDS
+    assert (f"at {slowest:.0f} s at most, the DCGAN stayed "
+            f"{report.NOTEBOOK_SECONDS - slowest:.0f} s under it") in text
     closest = sorted(book["notebooks"], key=lambda r: r["first"]["seconds"])[-2:]
     assert {r["notebook"] for r in closest} == {"book/02_gan/dcgan.ipynb",
-                                                "book/03_vae/conv_vae.ipynb"}
+                                                "book/04_rnn/row_models.ipynb"}
+
+
+def test_profile_names_the_dcgan_layer(text, profile):
+    gan = profile["families"]["gan"]
+    top = gan["operations"][:3]
+    # forward, input gradient, kernel gradient of the 7x7x64 -> 7x7x32 5x5 layer
+    assert sorted(o["shape"].split("{")[0] for o in top) == [
+        "f32[32,5,5,64]", "f32[64,7,7,32]", "f32[64,7,7,64]"]
+    assert all(o["kind"] == "matrix product / convolution (XNNPACK)" for o in top)
+    total = sum(o["ms"] for o in top)
+    assert f"XNNPACK library: {total:.1f} ms of a {gan['step_ms']:.1f} ms step" in text

@@ -45,10 +45,11 @@ LOCK = ROOT / "requirements-lock.txt"
 VENV_MIN = ROOT / ".venv-min"
 CONSTRAINTS_MIN = ROOT / "constraints-min.txt"
 QUICK = ("-m", "not slow")
-# Two pytest workers, each file's tests on one (conftest.py groups them): on 2 cores two
-# notebooks at once train more images a second than one alone (the book's small XLA
-# operations leave a core idle), and one's compilation overlaps the other's training.
-PARALLEL = ("-n", "2", "--dist", "loadgroup")
+# Two pytest workers, each file's tests on one (a notebook's cells share a kernel; a
+# module's fixtures are made once): on 2 cores two notebooks at once train more images
+# a second than one alone (the book's small XLA operations leave a core idle), and one's
+# compilation overlaps the other's training.
+PARALLEL = ("-n", "2", "--dist", "loadfile")
 NBVAL = ("--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg")
 # `python -m jupyter_book` does nothing in Jupyter Book 1.x: call its CLI entry point.
 JUPYTER_BOOK = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
@@ -142,14 +143,18 @@ def copy_book(destination):
 def test():
     """Everything CI checks: the full run, then the quick run at the minimum versions.
 
-    nbval executes a copy of `book/` in a temporary folder, deleted afterwards:
+    nbval executes a copy of `book/` in a temporary folder under `.cache/`, deleted
+    afterwards:
     notebooks write files next to themselves (the GIFs of
     `companion.plotting.save_animation`), and a test run must leave the work tree
     as it found it. The copy runs as the original does: the notebooks import the
     installed package and read no file by a path outside `book/`. The root
     `conftest.py` and `pyproject.toml` still apply (`--rootdir`, `-c`).
     """
-    with tempfile.TemporaryDirectory(prefix="companion-nbval-") as folder:
+    # Inside the repository (in the git-ignored cache folder), so each notebook's test
+    # ids carry its path: pytest-xdist keeps a file's cells together by that path.
+    (ROOT / ".cache").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="nbval-", dir=ROOT / ".cache") as folder:
         book = copy_book(folder)
         full = run(
             PYTHON, "-m", "pytest", "--rootdir", ROOT, "-c", ROOT / "pyproject.toml",

@@ -81,7 +81,7 @@ conv_transpose.defvjp(_forward, _backward)
 
 @keras.saving.register_keras_serializable(package="companion")
 class Conv2DTranspose(keras.layers.Conv2DTranspose):
-    """``keras.layers.Conv2DTranspose`` with the gradients of :func:`conv_transpose`.
+    """``keras.layers.Conv2DTranspose`` with the gradients of ``conv_transpose`` above.
 
     Takes Keras' arguments; channels last, no dilation and no output padding
     (what the book's generators and decoders use).

@@ -21,4 +21,3 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import companion  # noqa: E402  (after the environment is set)
 
 companion.environment.use_book_defaults()
-

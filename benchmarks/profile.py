@@ -25,8 +25,10 @@ compiling the training step (``jax.jit(train_step).lower(...).compile()``). Writ
 
 import argparse
 import collections
+import datetime
 import gzip
 import json
+import os
 import pathlib
 import re
 import tempfile
@@ -140,9 +142,6 @@ def to_markdown(results, top=4):
 
 
 def main(argv=None):
-    import datetime
-    import os
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=FAMILIES)
     parser.add_argument("--steps", type=int, default=40)

@@ -306,16 +306,6 @@ def _jax_gradient(loss, *arguments):
     return lambda: jax.block_until_ready(step(*arguments))
 
 
-def _torch_gradient(loss, *arguments):
-    arguments = [torch.from_numpy(np.asarray(a)).requires_grad_() for a in arguments]
-
-    def run():
-        for a in arguments:
-            a.grad = None
-        loss(*arguments).backward()
-    return run
-
-
 def _keras_layer_gradient(layer, shape, rng):
     """Forward and backward of a built Keras layer: gradients of a random projection
     of its output with respect to its weights and its input."""
@@ -331,17 +321,22 @@ def _keras_layer_gradient(layer, shape, rng):
     return _jax_gradient(loss, weights, x)
 
 
+def _torch_output(module, x):
+    """A module's output tensor (an LSTM returns it with its final states)."""
+    out = module(x)
+    return out[0] if isinstance(out, tuple) else out
+
+
 def _torch_layer_gradient(module, shape, rng):
+    """The same for a PyTorch module: gradients of its weights and its input."""
     x = torch.from_numpy(rng.standard_normal(shape).astype("float32")).requires_grad_()
-    probe = torch.from_numpy(rng.standard_normal(
-        module(x)[0].shape if isinstance(module, torch.nn.LSTM) else module(x).shape
-    ).astype("float32"))
+    probe = torch.from_numpy(
+        rng.standard_normal(_torch_output(module, x).shape).astype("float32"))
 
     def run():
         x.grad = None
         module.zero_grad()
-        out = module(x)
-        ((out[0] if isinstance(out, tuple) else out) * probe).sum().backward()
+        (_torch_output(module, x) * probe).sum().backward()
     return run
 
 

@@ -38,6 +38,7 @@ _SUBMODULES = (
     "losses",
     "models",
     "original",
+    "pretrained",
     "plotting",
     "training",
 )

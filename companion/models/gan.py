@@ -59,6 +59,24 @@ notebook's budget on two CPU cores.
 """
 
 
+LONG_CONFIG = {
+    "width": 32,
+    "kernel_size": 5,
+    "dropout": 0.0,
+    "latent_dim": 64,
+    "epochs": 120,
+    "batch_size": 64,
+    "d_learning_rate": 5e-4,
+    "g_learning_rate": 5e-4,
+    "beta_1": 0.5,
+    "seed": 0,
+    "check_every": 5,  # epochs between validation Fréchet distances
+}
+"""The configuration of the longer-trained checkpoint (:mod:`companion.pretrained`):
+twice the book's width, cosine decays over the whole run, about 30 minutes on
+two CPU cores."""
+
+
 def layer_seeds(seed, network):
     """Distinct seeds derived from `seed`, one for each random layer of `network`.
 

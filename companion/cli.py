@@ -1,9 +1,10 @@
 """The command line: train, sample and evaluate the book's models outside notebooks.
 
-``python -m companion`` (or the ``companion`` console script) has three
+``python -m companion`` (or the ``companion`` console script) has four
 subcommands. The work is done by the importable functions :func:`train`,
-:func:`sample` and :func:`evaluate`; :func:`main` only parses flags and turns
-bad input into a one-line error with exit status 2.
+:func:`sample`, :func:`evaluate` and
+:func:`companion.pretrained.pretrain`; :func:`main` only parses flags and
+turns bad input into a one-line error with exit status 2.
 
 ```
 companion train {gan,vae,rnn} --out DIR [--dataset mnist10k|digits|mnist|fashion_mnist|PATH]
@@ -11,6 +12,7 @@ companion train {gan,vae,rnn} --out DIR [--dataset mnist10k|digits|mnist|fashion
                 [--resume] [--distribute] [--verbose 0|1|2]
 companion sample DIR --num N --out FILE.png|FILE.npy [--seed S]
 companion evaluate DIR [--dataset ...] [--num N] [--limit N] [--importance-samples K]
+companion pretrain {gan,vae,rnn} [--out DIR] [--epochs N] [--limit N] [--evaluate-only]
 ```
 
 ``--size`` sets each family's one size knob, as
@@ -560,6 +562,10 @@ def build_parser():
                                  help="default: the preset's (a quick try: 1)")
     pretrain_parser.add_argument("--limit", type=int, metavar="N",
                                  help="train on the first N images only")
+    pretrain_parser.add_argument(
+        "--evaluate-only", action="store_true",
+        help="do not train: evaluate the checkpoint in DIR again and rewrite its "
+             "record's results")
     return parser
 
 
@@ -597,8 +603,11 @@ def run_command(arguments):
     if arguments.command == "pretrain":
         from companion import pretrained
 
-        record = pretrained.pretrain(arguments.name, out=arguments.out,
-                                     epochs=arguments.epochs, limit=arguments.limit)
+        if arguments.evaluate_only:
+            record = pretrained.reevaluate(arguments.name, folder=arguments.out)
+        else:
+            record = pretrained.pretrain(arguments.name, out=arguments.out,
+                                         epochs=arguments.epochs, limit=arguments.limit)
         return json.dumps({"out": arguments.out, "training": {
             key: record["training"][key] for key in ("seconds", "epochs",
                                                      "selected_epoch")},

@@ -178,9 +178,7 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
     seconds = time.perf_counter() - started
     final = _build(name, config, len(train_grey))  # no optimiser state to ship
     final.set_weights(best[2])
-    path = out / f"{name}.keras"
-    checkpoint.save_model(final, path)
-    record = {
+    record = _evaluated({
         "name": name,
         "command": _command(name, out, epochs, limit, overrides),
         "preset": config,
@@ -194,11 +192,41 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
         "training": {"seconds": round(seconds, 1), "epochs": config["epochs"],
                      "selected_epoch": best[0], "validation_metric": _SCORE[name],
                      "history": history},
-        "checkpoint": {"file": path.name, "bytes": path.stat().st_size,
-                       "sha256": sha256(path)},
-    }
-    record["evaluation"] = evaluate(name, final)
+    }, final)
+    path = out / f"{name}.keras"  # written last, the model before its record
+    checkpoint.save_model(final, path)
+    record["checkpoint"] = {"file": path.name, "bytes": path.stat().st_size,
+                            "sha256": sha256(path)}
     checkpoint.write_json(out / f"{name}.json", record)
+    return record
+
+
+def reevaluate(name, folder=FOLDER):
+    """Evaluate checkpoint `name` again and rewrite its record's results.
+
+    ``companion pretrain NAME --evaluate-only``: after a change to the
+    evaluation (a new metric), the checkpoint need not be trained again.
+    The record keeps its training provenance; ``evaluation.package`` says
+    which code evaluated it.
+
+    Returns:
+        The updated record.
+    """
+    record = _evaluated(card(name, folder), load(name, folder))
+    checkpoint.write_json(pathlib.Path(folder) / f"{name}.json", record)
+    return record
+
+
+def _evaluated(record, model):
+    """`record` with the results of `model`: evaluation and sampling time."""
+    from companion import comparison
+
+    record["evaluation"] = dict(evaluate(record["name"], model), package=_package())
+    seconds, _ = comparison.time_sampling(model, num=1000)
+    record["sampling"] = {
+        "seconds_per_1000": seconds,
+        "machine": _machine(),
+        "note": "timed once where the record was written; not compared in tests"}
     return record
 
 
@@ -288,15 +316,17 @@ def evaluate(name, model=None):
         model: the model to evaluate (default: :func:`load` of `name`).
 
     Returns:
-        A JSON-ready dict: ``settings``, ``sample_quality``, ``nll_nats``
+        A JSON-ready dict: ``settings``, ``parameters`` (trainable, as the
+        comparison table counts them), ``sample_quality``, ``nll_nats``
         (None for the GAN), ``likelihood`` (how it was computed).
     """
-    from companion import evaluation
+    from companion import comparison, evaluation
 
     check_choice("name", name, NAMES)
     model = load(name) if model is None else model
     samples = model.sample(EVALUATION["samples"], seed=EVALUATION["sample_seed"])
     report = {"settings": dict(EVALUATION),
+              "parameters": comparison.count_parameters(model),
               "sample_quality": evaluation.sample_quality(samples, dataset=DATASET),
               "nll_nats": None, "likelihood": None}
     if name != "gan":

@@ -108,6 +108,65 @@ def plot_history(history, keys, title=None, xlabel="epoch", logy=False):
     return figure
 
 
+def grids_side_by_side(grids, titles, columns=8):
+    """Show image sets as grids next to each other (e.g. a live model and a checkpoint).
+
+    Args:
+        grids: a list of `(N, H, W, 1)` arrays in [0, 1].
+        titles: one title a grid.
+        columns: images a row of each grid.
+
+    Example:
+
+    >>> figure = grids_side_by_side([np.zeros((4, 28, 28, 1))] * 2, ["a", "b"], columns=2)
+    >>> len(figure.axes)
+    2
+    """
+    if len(grids) != len(titles):
+        raise ValueError(f"`titles` needs one title a grid ({len(grids)}); "
+                         f"got {len(titles)}.")
+    plt = _pyplot()
+    canvases = [tile(images, columns) for images in grids]
+    height = 0.6 * canvases[0].shape[0] / canvases[0].shape[1] * columns + 0.6
+    figure, axes = plt.subplots(1, len(grids), figsize=(0.6 * columns * len(grids) + 1,
+                                                        height))
+    for axis, canvas, title in zip(np.atleast_1d(axes), canvases, titles):
+        axis.imshow(canvas[..., 0], cmap="gray", vmin=0.0, vmax=1.0,
+                    interpolation="nearest")
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(record):
+    """A checkpoint's training loss by epoch and its validation score by check.
+
+    Args:
+        record: a checkpoint's record (:func:`companion.pretrained.card`).
+
+    Returns:
+        A figure with two panels; the selected epoch is marked on the second.
+    """
+    plt = _pyplot()
+    training = record["training"]
+    history = training["history"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    left.plot(np.arange(1, len(history["loss"]) + 1), history["loss"])
+    left.set_title("training loss (each epoch)")
+    right.plot(history["epoch"], history["validation"], marker=".")
+    right.axvline(training["selected_epoch"], color="grey", linestyle="--",
+                  label=f"kept: epoch {training['selected_epoch']}")
+    right.set_title(f"validation {training['validation_metric']}")
+    right.legend()
+    for axis in (left, right):
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
 def grid_picture(images, columns=8, scale=2):
     """A batch of grey images in [0, 1] as one grey PIL picture of a grid.
 

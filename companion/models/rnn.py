@@ -60,7 +60,7 @@ compiled call (the same steps, bit for bit), so ``fit``'s per-call overhead
 does not slow training."""
 
 
-LONG_CONFIG = {"units": 256, "epochs": 100, "batch_size": 32, "learning_rate": 2e-3,
+LONG_CONFIG = {"units": 256, "epochs": 150, "batch_size": 32, "learning_rate": 2e-3,
                "clipnorm": 1.0, "steps_per_execution": 16, "seed": 0, "check_every": 5}
 """The configuration of the longer-trained checkpoint (:mod:`companion.pretrained`):
 twice the book's units, a fresh binarisation of the training digits every epoch,

@@ -98,6 +98,30 @@ def _describe(value):
             f"{', '.join(shapes)}{more}")
 
 
+def check_features(features, name="features", minimum=1):
+    """Return `features` as a float64 array `(rows, d)` of finite numbers, rows >= `minimum`.
+
+    >>> check_features([[0.0, 1.0], [2.0, 3.0]]).shape
+    (2, 2)
+    >>> check_features(np.zeros(3), "real_features")
+    Traceback (most recent call last):
+    ...
+    ValueError: `real_features` must be a finite array of shape (rows, features) with at least 1 row; got shape (3,).
+    """
+    wanted = (f"`{name}` must be a finite array of shape (rows, features) with at least "
+              f"{minimum} row{'s' if minimum > 1 else ''}")
+    try:
+        array = np.asarray(features, dtype="float64")
+    except (TypeError, ValueError):
+        raise ValueError(f"{wanted}; got {_describe(features)}, which is ragged or not "
+                         "numeric.") from None
+    if array.ndim != 2 or len(array) < minimum or array.shape[1] < 1:
+        raise ValueError(f"{wanted}; got shape {array.shape}.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{wanted}; got NaN or infinite values.")
+    return array
+
+
 def check_image_shape(image_shape, multiple_of=1):
     """Return `image_shape` as a tuple of three positive ints `(H, W, C)`.
 

@@ -43,7 +43,7 @@ TOLERANCES = {
     "frechet": (0.5, 2.0),
     # Scores in [0, 1]: classifier confidences, label entropies, accuracies,
     # fractions (measured: 0.03, then 0.028, then 0.055 against the final stored
-    # values: a GAN's or a simple RNN's sample coverage is the least stable).
+    # values: a GAN's or a simple RNN's label entropy is the least stable).
     "score": (0.0, 0.1),
     # Counts of a run: active latent dimensions, modes found (measured: 1, then
     # 2 of 30 active dimensions).

@@ -10,7 +10,7 @@ binarised test split:
   the GAN, which defines no density;
 - the sample-quality figures of :func:`companion.evaluation.sample_quality`
   (classifier Fréchet distance with its real-data floor, confidence relative
-  to real digits, class coverage) on 1,000 samples for every family;
+  to real digits, label entropy) on 1,000 samples for every family;
 - the total training time and the time of one (compiled, steady-state) epoch,
   the time to draw 1,000 samples, and the trainable parameter count.
 
@@ -195,7 +195,7 @@ def evaluate(family, model, train_seconds, dataset="mnist10k", num_samples=1000,
         "none"), ``nll_nats`` and ``bits_per_dim`` (None for the GAN),
         ``frechet``, ``frechet_floor`` (the floor for samples of this kind:
         binary samples are compared with binarised real digits),
-        ``relative_confidence``, ``coverage``, ``train_seconds``,
+        ``relative_confidence``, ``label_entropy``, ``train_seconds``,
         ``epochs`` and ``epoch_seconds`` (the last epoch's time; None if
         unknown), ``num_samples``, ``sample_seconds`` and ``parameters``
         (trainable).
@@ -213,7 +213,7 @@ def evaluate(family, model, train_seconds, dataset="mnist10k", num_samples=1000,
         "frechet": quality["frechet"],
         "frechet_floor": quality["frechet_floor"],
         "relative_confidence": quality["relative_confidence"],
-        "coverage": quality["coverage"],
+        "label_entropy": quality["label_entropy"],
         "train_seconds": float(train_seconds),
         "epochs": len(epoch_seconds) if epoch_seconds else None,
         "epoch_seconds": float(epoch_seconds[-1]) if epoch_seconds else None,
@@ -262,7 +262,7 @@ _COLUMNS = (
     ("frechet", "Fréchet", "{:.2f}"),
     ("frechet_floor", "Fréchet floor", "{:.2f}"),
     ("relative_confidence", "rel. confidence", "{:.2f}"),
-    ("coverage", "coverage", "{:.3f}"),
+    ("label_entropy", "label entropy", "{:.3f}"),
     ("train_seconds", "training, total", "{:.1f} s"),
     ("epoch_seconds", "one epoch", "{:.1f} s"),
     ("sample_seconds", "sampling {num} images", "{:.2f} s"),
@@ -283,7 +283,7 @@ def format_table(rows, digits=None):
 
     >>> print(format_table([{"family": "x", "likelihood": "none", "nll_nats": None,
     ...     "bits_per_dim": None, "frechet": 1.0, "frechet_floor": 0.5,
-    ...     "relative_confidence": 0.5, "coverage": 1.0, "train_seconds": 2.0,
+    ...     "relative_confidence": 0.5, "label_entropy": 1.0, "train_seconds": 2.0,
     ...     "epoch_seconds": 1.0, "num_samples": 10, "sample_seconds": 0.1,
     ...     "parameters": 1234}]).splitlines()[2])
     | x | none | — | — | 1.00 | 0.50 | 0.50 | 1.000 | 2.0 s | 1.0 s | 0.10 s | 1,234 |

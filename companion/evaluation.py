@@ -15,8 +15,8 @@ training split the real-vs-real floors are drawn from. Every metric reads it:
   (2018), an unbiased estimate of the squared MMD, in the same features.
 - :func:`precision_recall`: the improved precision and recall of
   Kynkäänniemi et al. (2019), in the same features.
-- :func:`classifier_scores`: mean confidence and class coverage (mode collapse
-  shows as coverage well below 1).
+- :func:`classifier_scores`: mean confidence and label entropy (mode
+  collapse shows as a label entropy well below 1).
 - :func:`sample_quality`: all of them at once, next to the real-data values
   (the real-vs-real floors and the real confidence) that tell a reader what
   "good" means here.
@@ -322,7 +322,7 @@ class ReferenceSet:
         if len(check_images(images, shape=IMAGE_SHAPE)) < 1:
             raise ValueError("`images` needs at least 1 image; got 0.")
         logits = self.features_and_logits(images)[1]
-        return {"confidence": _confidence(logits), "coverage": _coverage(logits)}
+        return {"confidence": _confidence(logits), "label_entropy": _label_entropy(logits)}
 
     def frechet_distance(self, images_a, images_b):
         """:func:`frechet_distance` between `images_a` and `images_b`."""
@@ -392,7 +392,7 @@ class ReferenceSet:
             "confidence": confidence,
             "real_confidence": self.real_confidence,
             "relative_confidence": confidence / self.real_confidence,
-            "coverage": _coverage(logits),
+            "label_entropy": _label_entropy(logits),
             **self._against_test(features, seed),
             **self.floor(len(images), value_range, seed),
         }
@@ -604,7 +604,7 @@ def _confidence(logits):
     return float(probabilities.max(axis=1).mean())
 
 
-def _coverage(logits):
+def _label_entropy(logits):
     counts = np.bincount(np.argmax(logits, axis=1), minlength=NUM_CLASSES)
     return float(entropy(counts) / math.log(NUM_CLASSES))
 
@@ -677,26 +677,28 @@ def frechet_distance(images_a, images_b, dataset="mnist10k"):
 
 
 def classifier_scores(images, dataset="mnist10k"):
-    """Mean confidence and class coverage of images under the reference classifier.
+    """Mean confidence and label entropy of images under the reference classifier.
 
     Formula:
 
     ```
-    confidence = mean_n max_k softmax(logits_n)_k
-    coverage   = H(r) / log 10,  r_k = fraction of images predicted as class k
+    confidence    = mean_n max_k softmax(logits_n)_k
+    label_entropy = H(r) / log 10,  r_k = fraction of images predicted as class k
     ```
 
-    Coverage is 1 when all ten classes are predicted equally often and 0 when
-    every image is predicted as the same class: mode collapse shows as a
-    number. Confidence is high for images the classifier finds clearly
-    digit-like; compare it with the real data's (``sample_quality``).
+    The label entropy is the normalised entropy of the predicted labels: 1
+    when all ten digits are predicted equally often, 0 when every image is
+    predicted as the same digit, so mode collapse shows as a number. (It is
+    not the "coverage" of Naeem et al. 2020, a nearest-neighbour measure in
+    feature space.) Confidence is high for images the classifier finds
+    clearly digit-like; compare it with the real data's (``sample_quality``).
 
     Args:
         images: `(N, 28, 28, 1)` in [0, 1], N >= 1.
         dataset: which reference classifier to use.
 
     Returns:
-        ``{"confidence": float, "coverage": float}``.
+        ``{"confidence": float, "label_entropy": float}``.
 
     Raises:
         ValueError: for images of the wrong shape or range, or none.
@@ -705,7 +707,7 @@ def classifier_scores(images, dataset="mnist10k"):
 
     >>> test, _ = data.load("mnist10k", "test")
     >>> scores = classifier_scores(test)
-    >>> scores["coverage"] > 0.99
+    >>> scores["label_entropy"] > 0.99
     True
     """
     return reference_set(dataset).classifier_scores(images)
@@ -763,7 +765,9 @@ def sample_quality(images, dataset="mnist10k", seed=0, value_range=None):
     Returns:
         A dict of python floats:
 
-        - ``confidence``, ``coverage``: :func:`classifier_scores` of `images`;
+        - ``confidence``, ``label_entropy``: :func:`classifier_scores` of
+          `images` (label entropy: 1 = all ten digits equally often, 0 = one
+          digit only);
         - ``real_confidence``: the confidence on the real test split;
         - ``relative_confidence``: ``confidence / real_confidence``;
         - ``frechet``: :func:`frechet_distance` from `images` to the test split;
@@ -783,8 +787,8 @@ def sample_quality(images, dataset="mnist10k", seed=0, value_range=None):
     >>> test, _ = data.load("mnist10k", "test")
     >>> quality = sample_quality(test[:100])
     >>> sorted(quality)  # doctest: +NORMALIZE_WHITESPACE
-    ['confidence', 'coverage', 'frechet', 'frechet_floor', 'kid', 'kid_floor',
-     'kid_std', 'precision', 'precision_floor', 'real_confidence', 'recall',
+    ['confidence', 'frechet', 'frechet_floor', 'kid', 'kid_floor', 'kid_std',
+     'label_entropy', 'precision', 'precision_floor', 'real_confidence', 'recall',
      'recall_floor', 'relative_confidence']
     """
     return reference_set(dataset).sample_quality(images, seed, value_range)

@@ -58,7 +58,7 @@ def test_the_spread_report_names_the_largest_change_of_each_kind(tmp_path, monke
     monkeypatch.setenv(claims.LOG_VARIABLE, str(log))
     claims.reproduces("VAE NLL", 97.0, stored=96.0, kind="nats")
     claims.reproduces("LSTM NLL", 91.5, stored=91.4, kind="nats")
-    claims.reproduces("coverage", 0.95, stored=0.97, kind="score")
+    claims.reproduces("label entropy", 0.95, stored=0.97, kind="score")
     report = claims.spread(log)
     assert len(report) == 2
     assert report[0].startswith("nats") and "2 checks" in report[0]

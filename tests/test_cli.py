@@ -98,7 +98,7 @@ def test_train_sample_evaluate_end_to_end(family, tmp_path, capsys):
     assert report["model"] == family and report["epochs"] == 1
     quality = report["sample_quality"]
     assert set(quality) == {"confidence", "real_confidence", "relative_confidence",
-                            "coverage", "frechet", "frechet_floor", "kid", "kid_std",
+                            "label_entropy", "frechet", "frechet_floor", "kid", "kid_std",
                             "kid_floor", "precision", "recall", "precision_floor",
                             "recall_floor"}
     assert quality["relative_confidence"] == pytest.approx(

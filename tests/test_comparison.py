@@ -61,7 +61,7 @@ def test_bernoulli_row_matches_the_baseline_and_unit_conversion():
     assert row["nll_nats"] == pytest.approx(nll)
     assert row["bits_per_dim"] == pytest.approx(nll / (784 * math.log(2)))
     assert row["frechet"] > row["frechet_floor"] >= 0
-    assert 0 <= row["coverage"] <= 1
+    assert 0 <= row["label_entropy"] <= 1
     assert row["parameters"] == 784
 
 

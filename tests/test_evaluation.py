@@ -340,25 +340,25 @@ def test_precision_recall_refuses_bad_features():
 # Classifier scores and sample quality ------------------------------------------------
 
 
-def test_classifier_scores_measure_coverage(classifier, test_images):
+def test_classifier_scores_measure_label_entropy(classifier, test_images):
     images, labels = test_images
     real = evaluation.classifier_scores(images)
-    assert sorted(real) == ["confidence", "coverage"]
-    assert real["coverage"] > 0.99
+    assert sorted(real) == ["confidence", "label_entropy"]
+    assert real["label_entropy"] > 0.99
     assert 0.5 < real["confidence"] <= 1.0
     predicted = np.asarray(classifier.predict(images, verbose=0)).argmax(axis=1)
     one_class = images[predicted == 3]
-    assert evaluation.classifier_scores(one_class)["coverage"] == 0.0
+    assert evaluation.classifier_scores(one_class)["label_entropy"] == 0.0
     two_classes = np.concatenate([images[predicted == 3][:30], images[predicted == 5][:30]])
-    assert evaluation.classifier_scores(two_classes)["coverage"] == pytest.approx(
+    assert evaluation.classifier_scores(two_classes)["label_entropy"] == pytest.approx(
         math.log(2) / math.log(10))
 
 
 def test_sample_quality_of_real_images(classifier, test_images):
     images = test_images[0]
     quality = evaluation.sample_quality(images)
-    assert sorted(quality) == ["confidence", "coverage", "frechet", "frechet_floor", "kid",
-                               "kid_floor", "kid_std", "precision", "precision_floor",
+    assert sorted(quality) == ["confidence", "frechet", "frechet_floor", "kid", "kid_floor",
+                               "kid_std", "label_entropy", "precision", "precision_floor",
                                "real_confidence", "recall", "recall_floor",
                                "relative_confidence"]
     assert all(type(v) is float for v in quality.values())
@@ -458,7 +458,7 @@ def test_sample_quality_ranks_blurred_and_collapsed_samples_worse(classifier, te
     real = evaluation.sample_quality(images)
     assert evaluation.sample_quality(noisy)["frechet"] > real["frechet_floor"]
     collapsed_quality = evaluation.sample_quality(collapsed)
-    assert collapsed_quality["coverage"] == 0.0
+    assert collapsed_quality["label_entropy"] == 0.0
     # Noise: far in kernel distance, and the blurred features miss most of the data.
     noisy_quality = evaluation.sample_quality(noisy)
     assert noisy_quality["kid"] > real["kid_floor"] + 5 * noisy_quality["kid_std"]

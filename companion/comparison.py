@@ -214,6 +214,7 @@ def evaluate(family, model, train_seconds, dataset="mnist10k", num_samples=1000,
         "frechet_floor": quality["frechet_floor"],
         "relative_confidence": quality["relative_confidence"],
         "label_entropy": quality["label_entropy"],
+        **{key: quality[key] for key in _NEW_METRICS},
         "train_seconds": float(train_seconds),
         "epochs": len(epoch_seconds) if epoch_seconds else None,
         "epoch_seconds": float(epoch_seconds[-1]) if epoch_seconds else None,
@@ -254,6 +255,65 @@ def compare(families=FAMILIES, epochs=5, dataset="mnist10k", num_samples=1000,
     return rows
 
 
+_NEW_METRICS = ("kid", "kid_floor", "precision", "precision_floor", "recall",
+                "recall_floor")
+
+
+def checkpoint_rows(names=models.FAMILIES, folder=None):
+    """Rows of the shipped checkpoints, from their records (:mod:`companion.pretrained`).
+
+    Every figure is the record's: its evaluation on the 1,000 test digits
+    (which CI reproduces from the checkpoint), its training time and epochs,
+    and its sampling time (measured once where the record was written).
+
+    Args:
+        names: checkpoint names, in the table's order.
+        folder: where the checkpoints are (default: the package's).
+
+    Returns:
+        A list of dicts with the keys of :func:`evaluate`'s rows (no
+        ``epoch_seconds``: a checkpoint's epochs are not timed one by one)
+        and ``selected_epoch``.
+    """
+    from companion import pretrained
+
+    rows = []
+    for name in names:
+        record = pretrained.card(name, *(() if folder is None else (folder,)))
+        result = record["evaluation"]
+        quality, nll = result["sample_quality"], result["nll_nats"]
+        rows.append({
+            "family": _NAMES[name], "likelihood": _LIKELIHOOD[name], "nll_nats": nll,
+            "bits_per_dim": None if nll is None else evaluation.bits_per_dim(nll),
+            **{key: quality[key] for key in ("frechet", "frechet_floor",
+                                             "relative_confidence", "label_entropy",
+                                             *_NEW_METRICS)},
+            "train_seconds": record["training"]["seconds"],
+            "epochs": record["training"]["epochs"],
+            "selected_epoch": record["training"]["selected_epoch"],
+            "epoch_seconds": None, "num_samples": result["settings"]["samples"],
+            "sample_seconds": record["sampling"]["seconds_per_1000"],
+            "parameters": result["parameters"]})
+    return rows
+
+
+CHECKPOINT_COLUMNS = (
+    ("family", "model", "{}"),
+    ("nll_nats", "test NLL (nats)", "{:.1f}"),
+    ("bits_per_dim", "bits/dim", "{:.4f}"),
+    ("frechet", "Fréchet", "{:.2f}"),
+    ("frechet_floor", "Fréchet floor", "{:.2f}"),
+    ("kid", "KID", "{:.3f}"),
+    ("precision", "precision", "{:.2f}"),
+    ("recall", "recall", "{:.2f}"),
+    ("label_entropy", "label entropy", "{:.3f}"),
+    ("relative_confidence", "rel. confidence", "{:.2f}"),
+    ("train_seconds", "training", "{:.0f} s"),
+    ("sample_seconds", "sampling {num} images", "{:.2f} s"),
+    ("parameters", "trainable parameters", "{:,}"),
+)
+"""The main table's columns (trained models): every metric, likelihood and cost."""
+
 _COLUMNS = (
     ("family", "model", "{}"),
     ("likelihood", "log-likelihood", "{}"),
@@ -270,7 +330,7 @@ _COLUMNS = (
 )
 
 
-def format_table(rows, digits=None):
+def format_table(rows, columns=_COLUMNS):
     """The rows as a Markdown table; a missing value (the GAN's NLL) is "—".
 
     Timings are printed as ``12.3 s`` (the form the notebook tests mask, as
@@ -290,12 +350,12 @@ def format_table(rows, digits=None):
     """
     counts = {row.get("num_samples") for row in rows} - {None}
     num = f"{counts.pop():,}" if len(counts) == 1 else "N"
-    header = "| " + " | ".join(title.format(num=num) for _, title, _ in _COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in _COLUMNS) + "|"
+    header = "| " + " | ".join(title.format(num=num) for _, title, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
     lines = [header, rule]
     for row in rows:
         cells = ["—" if row.get(key) is None else form.format(row[key])
-                 for key, _, form in _COLUMNS]
+                 for key, _, form in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

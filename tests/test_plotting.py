@@ -147,3 +147,24 @@ def test_save_animation_of_one_video_shows_a_frame_a_picture(tmp_path):
     with Image.open(plotting.save_animation(grids, tmp_path / "g.gif", columns=2,
                                             scale=1)) as gif:
         assert gif.n_frames == 2 and gif.size == (2 * 9 + 1, 2 * 9 + 1)
+
+
+def test_grids_side_by_side_shows_each_grid_with_its_title():
+    grids = [np.zeros((16, 28, 28, 1)), np.ones((16, 28, 28, 1))]
+    figure = plotting.grids_side_by_side(grids, ["live", "checkpoint"], columns=4)
+    assert [axis.get_title() for axis in figure.axes] == ["live", "checkpoint"]
+    assert figure.axes[1].images[0].get_array().shape == plotting.tile(grids[1], 4)[..., 0].shape
+    with pytest.raises(ValueError, match="`titles` needs one title a grid"):
+        plotting.grids_side_by_side(grids, ["only one"])
+
+
+def test_training_curves_mark_the_selected_epoch():
+    record = {"training": {"selected_epoch": 4, "validation_metric": "NLL (nats)",
+                           "history": {"loss": [3.0, 2.0, 1.5, 1.2, 1.1],
+                                       "epoch": [2, 4, 5], "validation": [2.5, 1.4, 1.6]}}}
+    figure = plotting.training_curves(record)
+    left, right = figure.axes
+    assert list(left.lines[0].get_xdata()) == [1, 2, 3, 4, 5]
+    assert list(right.lines[0].get_ydata()) == [2.5, 1.4, 1.6]
+    assert list(right.lines[1].get_xdata()) == [4, 4]  # the vertical line at the kept epoch
+    assert "epoch 4" in right.get_legend().get_texts()[0].get_text()

@@ -314,6 +314,52 @@ CHECKPOINT_COLUMNS = (
 )
 """The main table's columns (trained models): every metric, likelihood and cost."""
 
+_SIDE_ROWS = (
+    ("test NLL (nats)", "nll_nats", None, "{:.1f}"),
+    ("Fréchet distance", "frechet", "frechet_floor", "{:.2f}"),
+    ("KID", "kid", "kid_floor", "{:.3f}"),
+    ("precision", "precision", "precision_floor", "{:.2f}"),
+    ("recall", "recall", "recall_floor", "{:.2f}"),
+    ("label entropy", "label_entropy", None, "{:.3f}"),
+    ("relative confidence", "relative_confidence", None, "{:.2f}"),
+)
+
+
+def side_by_side(results):
+    """Evaluations of models of one family as one Markdown table, a column each.
+
+    Args:
+        results: an ordered dict, column title -> a result of
+            :func:`companion.pretrained.evaluate` (the same settings for all).
+
+    Returns:
+        A Markdown table: a row a figure, a column a model, and a last column
+        with the real digits' figure (the floor) where there is one.
+
+    Example:
+
+    >>> quality = {"frechet": 9.0, "frechet_floor": 2.5, "kid": 0.1, "kid_floor": 0.0,
+    ...            "precision": 0.7, "precision_floor": 0.8, "recall": 0.6,
+    ...            "recall_floor": 0.8, "label_entropy": 0.99, "relative_confidence": 0.9}
+    >>> table = side_by_side({"a": {"nll_nats": None, "sample_quality": quality}})
+    >>> table.splitlines()[2]
+    '| Fréchet distance | 9.00 | 2.50 |'
+    """
+    names = list(results)
+    lines = ["| figure (1,000 samples) | " + " | ".join(names) + " | real digits (floor) |",
+             "|---|" + "---|" * (len(names) + 1)]
+    for label, key, floor, form in _SIDE_ROWS:
+        values = [result["nll_nats"] if key == "nll_nats" else result["sample_quality"][key]
+                  for result in results.values()]
+        if all(value is None for value in values):
+            continue
+        real = results[names[0]]["sample_quality"][floor] if floor else None
+        cells = ["—" if value is None else form.format(value) for value in values]
+        cells.append("" if real is None else form.format(real))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 _COLUMNS = (
     ("family", "model", "{}"),
     ("likelihood", "log-likelihood", "{}"),

@@ -30,8 +30,8 @@ Example:
 True
 """
 
+import contextlib
 import hashlib
-import json
 import os
 import pathlib
 import platform
@@ -116,7 +116,10 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
     Each epoch is one ``fit`` pass over the training images (a fresh
     binarisation of them for the VAE and the RNN); every ``check_every``
     epochs, and at the last, the validation score is measured and the
-    weights of the best epoch so far are kept. The model saved is the best
+    weights of the best epoch so far are kept. A preset with
+    ``ema_momentum`` (the GAN's) samples, validates and ships the moving
+    average of the generator's weights
+    (:class:`companion.training.WeightAverage`). The model saved is the best
     one, without optimiser state; the record holds both curves and the
     evaluation on the test digits (:func:`evaluate`).
 
@@ -157,21 +160,27 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
     train_grey = grey[:len(grey) - VALIDATION_IMAGES][:limit]
     validation = _validation_images(name, grey[len(grey) - VALIDATION_IMAGES:])
     model = _build(name, config, len(train_grey))
+    average = None
+    if config.get("ema_momentum"):
+        from companion.training import WeightAverage
+
+        average = WeightAverage(model.generator, config["ema_momentum"])
     history, best = {"epoch": [], "loss": [], "seconds": [], "validation": []}, None
     started = time.perf_counter()
     for epoch in range(config["epochs"]):
         images = _epoch_images(name, train_grey, config["seed"], epoch)
         logs = model.fit(images, batch_size=config["batch_size"], shuffle=True,
-                         initial_epoch=epoch, epochs=epoch + 1,
-                         verbose=verbose).history
+                         initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
+                         callbacks=[] if average is None else [average]).history
         history["loss"].append(float(logs[_LOSS[name]][-1]))
         history["seconds"].append(round(time.perf_counter() - started, 1))
         if (epoch + 1) % config["check_every"] == 0 or epoch + 1 == config["epochs"]:
-            score = _validation_score(name, model, validation)
+            with contextlib.nullcontext() if average is None else average.applied():
+                score = _validation_score(name, model, validation)
+                if best is None or score < best[1]:
+                    best = (epoch + 1, score, model.get_weights())
             history["epoch"].append(epoch + 1)
             history["validation"].append(score)
-            if best is None or score < best[1]:
-                best = (epoch + 1, score, model.get_weights())
             if verbose:
                 print(f"epoch {epoch + 1}: validation {_SCORE[name]} {score:.3f} "
                       f"(best {best[1]:.3f} at epoch {best[0]}), "

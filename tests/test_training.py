@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from companion import training
+
+import keras  # noqa: E402  (after companion: the JAX backend)
 from companion.training import EpochTimer, EveryEpochs, SampleGrid
 
 
@@ -77,3 +79,42 @@ def test_every_epochs_can_skip_the_record_before_training():
     for epoch in range(7):
         callback.on_epoch_end(epoch)
     assert callback.epochs == [3, 6]
+
+
+def test_weight_average_follows_the_formula_during_fit_and_swaps_back():
+    from companion.training import WeightAverage
+
+    network = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    network.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    average = WeightAverage(network, momentum=0.9, every=2)
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if (batch + 1) % 2 == 0:
+                self.model.jax_state_sync()
+                snapshots.append([np.array(w) for w in network.get_weights()])
+
+    x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+    network.fit(x, x[:, :1] * 3.0, batch_size=4, epochs=1, verbose=0,
+                callbacks=[average, Snapshot()], shuffle=False)
+    expected = snapshots[0]
+    for weights in snapshots[1:]:  # 8 steps: updates after steps 2, 4, 6 and 8
+        expected = [0.81 * e + 0.19 * w for e, w in zip(expected, weights)]
+    for got, want in zip(average.average, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    own = [np.array(w) for w in network.get_weights()]
+    with average.applied():
+        np.testing.assert_allclose(network.get_weights()[0], expected[0], rtol=1e-6)
+    np.testing.assert_array_equal(network.get_weights()[0], own[0])
+
+
+def test_weight_average_refuses_a_bad_momentum_and_an_empty_average():
+    from companion.training import WeightAverage
+
+    network = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="`momentum` must be in"):
+        WeightAverage(network, momentum=1.0)
+    with pytest.raises(ValueError, match="No average yet"):
+        with WeightAverage(network).applied():
+            pass

@@ -192,7 +192,7 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
         "name": name,
         "command": _command(name, out, epochs, limit, overrides),
         "preset": config,
-        "overrides": sorted(overrides) + (["epochs"] if epochs is not None else []),
+        "overrides": sorted([*overrides, *([] if epochs is None else ["epochs"])]),
         "data": {"dataset": DATASET, "file": data.MNIST10K_FILE.name,
                  "sha256": sha256(data.MNIST10K_FILE),
                  "training_images": len(train_grey),

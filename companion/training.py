@@ -124,7 +124,7 @@ class WeightAverage(keras.callbacks.Callback):
     Generators are sampled from the average of their recent weights rather
     than the last ones: the average moves less with each step's noise
     (Yazıcı et al. 2019 for GANs; diffusion models do the same). Every
-    `every` training steps:
+    `every` training steps, counted across ``fit`` calls:
 
     ```
     average <- d * average + (1 - d) * weights,   d = momentum ** every
@@ -132,7 +132,8 @@ class WeightAverage(keras.callbacks.Callback):
 
     which follows a step-by-step average with `momentum` closely when
     `every` is small against its horizon ``1 / (1 - momentum)`` steps. The
-    first update copies the weights. Batch normalisation's moving
+    first update copies the weights (at the end of ``fit`` if it ran fewer
+    than `every` steps). Batch normalisation's moving
     statistics are averaged with the weights.
 
     Args:
@@ -170,11 +171,18 @@ class WeightAverage(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self._steps += 1
         if self._steps % self.every == 0:
-            self.model.jax_state_sync()  # fit keeps the newest values outside the variables
-            self.update()
+            self._sync_and_update()
+
+    def on_train_end(self, logs=None):
+        if self.average is None and self._steps:  # a run shorter than `every` steps
+            self._sync_and_update()
+
+    def _sync_and_update(self):
+        self.model.jax_state_sync()  # fit keeps the newest values outside the variables
+        self.update()
 
     def update(self):
-        """Fold the network's current weights into the average."""
+        """Fold the network's current weights into the average (the first update copies them)."""
         weights = [np.array(w, dtype="float32") for w in self.network.get_weights()]
         if self.average is None:
             self.average = weights

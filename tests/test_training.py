@@ -118,3 +118,16 @@ def test_weight_average_refuses_a_bad_momentum_and_an_empty_average():
     with pytest.raises(ValueError, match="No average yet"):
         with WeightAverage(network).applied():
             pass
+
+
+def test_weight_average_of_a_run_shorter_than_every_is_its_last_weights():
+    from companion.training import WeightAverage
+
+    network = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    network.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    average = WeightAverage(network, momentum=0.5, every=10)
+    x = np.ones((3, 1), "float32")
+    network.fit(x, 2 * x, batch_size=1, epochs=1, verbose=0, callbacks=[average])
+    np.testing.assert_array_equal(average.average[0], network.get_weights()[0])
+    network.fit(x, 2 * x, batch_size=1, epochs=3, verbose=0, callbacks=[average])
+    assert average._steps == 12  # updated after step 10 of 12, counted across fits

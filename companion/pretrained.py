@@ -143,6 +143,42 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
     >>> record["training"]["epochs"], record["preset"]["units"]
     (1, 8)
     """
+    from companion import cli
+
+    config = _preset_with(name, epochs, overrides)
+    if limit is not None:
+        check_int("limit", limit)
+    out = cli.check_writable(out)  # before half an hour of training, not after
+    grey = data.load_images(DATASET, "train", "unit")
+    train_grey = grey[:len(grey) - VALIDATION_IMAGES][:limit]
+    validation = _validation_images(name, grey[len(grey) - VALIDATION_IMAGES:])
+    started = time.perf_counter()
+    final, history, selected = _train(name, config, train_grey, validation, verbose)
+    record = _evaluated({
+        "name": name,
+        "command": _command(name, out, epochs, limit, overrides),
+        "preset": config,
+        "overrides": sorted([*overrides, *([] if epochs is None else ["epochs"])]),
+        "data": {"dataset": DATASET, "file": data.MNIST10K_FILE.name,
+                 "sha256": sha256(data.MNIST10K_FILE),
+                 "training_images": len(train_grey),
+                 "validation_images": VALIDATION_IMAGES},
+        "package": _package(),
+        "machine": _machine(),
+        "training": {"seconds": round(time.perf_counter() - started, 1),
+                     "epochs": config["epochs"], "selected_epoch": selected,
+                     "validation_metric": _SCORE[name], "history": history},
+    }, final)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.keras"  # the model first, then the record that names its checksum
+    checkpoint.save_model(final, path)
+    record["checkpoint"] = {"file": path.name, "bytes": path.stat().st_size,
+                            "sha256": sha256(path)}
+    checkpoint.write_json(out / f"{name}.json", record)
+    return record
+
+
+def _preset_with(name, epochs, overrides):
     check_choice("name", name, NAMES)
     config = preset(name)
     unknown = sorted(set(overrides) - set(config))
@@ -151,14 +187,15 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
                          f"allowed: {sorted(config)}.")
     config.update(overrides, **({} if epochs is None else {"epochs": epochs}))
     config["epochs"] = check_int("epochs", config["epochs"])
-    out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def _train(name, config, train_grey, validation, verbose):
+    """Train epoch by epoch; return the best model (no optimiser state), the history
+    and the selected epoch."""
     import keras
 
     keras.utils.set_random_seed(config["seed"])
-    grey = data.load_images(DATASET, "train", "unit")
-    train_grey = grey[:len(grey) - VALIDATION_IMAGES][:limit]
-    validation = _validation_images(name, grey[len(grey) - VALIDATION_IMAGES:])
     model = _build(name, config, len(train_grey))
     average = None
     if config.get("ema_momentum"):
@@ -174,41 +211,21 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
                          callbacks=[] if average is None else [average]).history
         history["loss"].append(float(logs[_LOSS[name]][-1]))
         history["seconds"].append(round(time.perf_counter() - started, 1))
-        if (epoch + 1) % config["check_every"] == 0 or epoch + 1 == config["epochs"]:
-            with contextlib.nullcontext() if average is None else average.applied():
-                score = _validation_score(name, model, validation)
-                if best is None or score < best[1]:
-                    best = (epoch + 1, score, model.get_weights())
-            history["epoch"].append(epoch + 1)
-            history["validation"].append(score)
-            if verbose:
-                print(f"epoch {epoch + 1}: validation {_SCORE[name]} {score:.3f} "
-                      f"(best {best[1]:.3f} at epoch {best[0]}), "
-                      f"{history['seconds'][-1]:.0f} s", flush=True)
-    seconds = time.perf_counter() - started
-    final = _build(name, config, len(train_grey))  # no optimiser state to ship
+        if (epoch + 1) % config["check_every"] and epoch + 1 < config["epochs"]:
+            continue
+        with contextlib.nullcontext() if average is None else average.applied():
+            score = _validation_score(name, model, validation)
+            if best is None or score < best[1]:
+                best = (epoch + 1, score, model.get_weights())
+        history["epoch"].append(epoch + 1)
+        history["validation"].append(score)
+        if verbose:
+            print(f"epoch {epoch + 1}: validation {_SCORE[name]} {score:.3f} "
+                  f"(best {best[1]:.3f} at epoch {best[0]}), "
+                  f"{history['seconds'][-1]:.0f} s", flush=True)
+    final = _build(name, config, len(train_grey))  # without optimiser state
     final.set_weights(best[2])
-    record = _evaluated({
-        "name": name,
-        "command": _command(name, out, epochs, limit, overrides),
-        "preset": config,
-        "overrides": sorted([*overrides, *([] if epochs is None else ["epochs"])]),
-        "data": {"dataset": DATASET, "file": data.MNIST10K_FILE.name,
-                 "sha256": sha256(data.MNIST10K_FILE),
-                 "training_images": len(train_grey),
-                 "validation_images": VALIDATION_IMAGES},
-        "package": _package(),
-        "machine": _machine(),
-        "training": {"seconds": round(seconds, 1), "epochs": config["epochs"],
-                     "selected_epoch": best[0], "validation_metric": _SCORE[name],
-                     "history": history},
-    }, final)
-    path = out / f"{name}.keras"  # written last, the model before its record
-    checkpoint.save_model(final, path)
-    record["checkpoint"] = {"file": path.name, "bytes": path.stat().st_size,
-                            "sha256": sha256(path)}
-    checkpoint.write_json(out / f"{name}.json", record)
-    return record
+    return final, history, best[0]
 
 
 def reevaluate(name, folder=FOLDER):

@@ -106,7 +106,13 @@ def test_unknown_names_and_preset_entries_are_refused(tmp_path):
         pretrained.pretrain("gan", out=tmp_path, epochs=1, widht=4)
     with pytest.raises(checkpoint.CheckpointError):
         pretrained.load("gan", folder=tmp_path)  # nothing there
-    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="`limit` must be"):
+        pretrained.pretrain("rnn", out=tmp_path, epochs=1, limit=0)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match="is not writable"):  # refused before training
+        pretrained.pretrain("rnn", out=blocker / "checkpoints", epochs=1)
+    assert list(tmp_path.iterdir()) == [blocker]
 
 
 def test_pretrain_runs_end_to_end_on_one_short_epoch(tmp_path):

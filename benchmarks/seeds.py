@@ -81,6 +81,25 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
+PAGES = {"gan": ROOT / "book" / "02_gan" / "index.md",
+         "vae": ROOT / "book" / "03_vae" / "index.md",
+         "rnn": ROOT / "book" / "04_rnn" / "index.md"}
+"""The chapter index page that quotes each family's :func:`sentence`."""
+
+
+def sentence(results, family):
+    """The sentence a chapter's index page quotes: each headline figure as mean ± sd."""
+    parts = []
+    for key, values in results["figures"][family].items():
+        form = "{:.3f}" if key == "label_entropy" else "{:.1f}"
+        mean, sd = summary(values)
+        parts.append(f"{_TITLES[key]} {form.format(mean)} ± {form.format(sd)}")
+    seeds = results["seeds"]
+    listed = ", ".join(str(s) for s in seeds[:-1]) + f" and {seeds[-1]}"
+    return (f"Trained with seeds {listed}, the chapter's configuration reaches: "
+            + "; ".join(parts) + " (mean ± standard deviation over the seeds).")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -93,6 +112,8 @@ def main(argv=None):
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     markdown_path.write_text(markdown(results))
     print(markdown(results))
+    for family in results["figures"]:
+        print(f"{family}: {sentence(results, family)}")
 
 
 if __name__ == "__main__":

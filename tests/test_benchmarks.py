@@ -185,3 +185,30 @@ ENTRY %main (a: f32[2,3]) -> f32[2,3] {
     traced = sum(o["ms"] for o in result["operations"])
     assert traced == pytest.approx(sum(result["kinds"].values()))
     assert 0 < traced <= 1.5 * result["step_ms"]  # operations run within the step
+
+
+def test_seeds_table_gives_each_seed_and_mean_with_sample_sd():
+    from benchmarks import seeds
+
+    results = {"seeds": [0, 1, 2], "epochs": {"gan": 13},
+               "figures": {"gan": {"frechet": [30.0, 33.0, 36.0],
+                                   "label_entropy": [0.98, 0.97, 0.99]}}}
+    lines = seeds.markdown(results).splitlines()
+    assert lines[0] == "| chapter's model | figure | seed 0 | seed 1 | seed 2 | mean ± sd |"
+    assert lines[2] == "| GAN (DCGAN), 13 epochs | Fréchet distance | 30.0 | 33.0 | 36.0 | 33.0 ± 3.0 |"
+    assert lines[3].endswith("| 0.980 ± 0.010 |")
+    assert seeds.summary([5.0]) == (5.0, 0.0)
+
+
+def test_committed_seeds_results_match_their_table():
+    from benchmarks import seeds
+
+    results = json.loads(seeds.RESULTS_JSON.read_text())
+    assert results["seeds"] == list(seeds.SEEDS)
+    assert set(results["figures"]) == set(models.FAMILIES)
+    for family, figures in results["figures"].items():
+        assert tuple(figures) == seeds.HEADLINES[family]
+        assert results["epochs"][family] == models.family(family).module.BOOK_CONFIG["epochs"]
+    assert seeds.RESULTS_MARKDOWN.read_text() == seeds.markdown(results)
+    for family, page in seeds.PAGES.items():  # the chapter quotes the committed figures
+        assert seeds.sentence(results, family) in " ".join(page.read_text().split())

@@ -385,7 +385,8 @@ def _package():
                                   capture_output=True, text=True).stdout.strip()
         try:
             commit = git("rev-parse", "HEAD")
-            dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+            dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                             ":!companion/checkpoints"))  # not the records being written
         except (OSError, subprocess.CalledProcessError):
             pass
     import jax

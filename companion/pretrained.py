@@ -156,7 +156,7 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
     final, history, selected = _train(name, config, train_grey, validation, verbose)
     record = _evaluated({
         "name": name,
-        "command": _command(name, out, epochs, limit, overrides),
+        "command": _command(name, epochs, limit, overrides),
         "preset": config,
         "overrides": sorted([*overrides, *([] if epochs is None else ["epochs"])]),
         "data": {"dataset": DATASET, "file": data.MNIST10K_FILE.name,
@@ -257,12 +257,9 @@ def _evaluated(record, model):
     return record
 
 
-def _command(name, out, epochs, limit, overrides):
+def _command(name, epochs, limit, overrides):
+    """The command that trains this model (where the files go, --out, does not change it)."""
     words = ["companion", "pretrain", name]
-    if pathlib.Path(out).resolve() == FOLDER.resolve():
-        words += ["--out", "companion/checkpoints"]
-    else:
-        words += ["--out", str(out)]
     for flag, value in (("--epochs", epochs), ("--limit", limit)):
         if value is not None:
             words += [flag, str(value)]

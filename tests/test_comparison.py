@@ -125,3 +125,23 @@ def test_rows_follow_the_family_registry():
     for name, entry in models.REGISTRY.items():
         if entry.likelihood == "none":
             assert comparison.heldout_log_likelihood(name, None, None) is None
+
+
+def test_checkpoint_rows_read_each_record_and_fill_the_main_table():
+    from companion import pretrained
+
+    rows = comparison.checkpoint_rows()
+    assert [row["family"] for row in rows] == [comparison._NAMES[name]
+                                              for name in pretrained.NAMES]
+    for name, row in zip(pretrained.NAMES, rows):
+        record = pretrained.card(name)
+        quality = record["evaluation"]["sample_quality"]
+        assert row["frechet"] == quality["frechet"] and row["kid"] == quality["kid"]
+        assert row["nll_nats"] == record["evaluation"]["nll_nats"]
+        assert row["train_seconds"] == record["training"]["seconds"]
+    table = comparison.format_table(rows, comparison.CHECKPOINT_COLUMNS).splitlines()
+    assert len(table) == 2 + len(rows)
+    assert all(line.count("|") == len(comparison.CHECKPOINT_COLUMNS) + 1 for line in table)
+    for title in ("KID", "precision", "recall", "label entropy", "sampling 1,000 images"):
+        assert f"| {title} |" in table[0]
+    assert table[2].split("|")[2].strip() == "—"  # the GAN: no likelihood

@@ -38,8 +38,8 @@ _SUBMODULES = (
     "losses",
     "models",
     "original",
-    "pretrained",
     "plotting",
+    "pretrained",
     "training",
 )
 

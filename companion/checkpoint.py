@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import pathlib
+import tempfile
 import uuid
 import zipfile
 
@@ -75,6 +76,26 @@ def atomic_path(path):
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def check_writable(folder, name="out"):
+    """Raise `ValueError` unless files can be created in `folder` (or, if it
+    does not exist yet, in its nearest existing parent), by creating one."""
+    folder = pathlib.Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"`{name}`={str(folder)!r} is not writable: "
+                         f"{str(existing)!r} is a file, not a folder.")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".companion-probe-", dir=existing)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(f"`{name}`={str(folder)!r} is not writable "
+                         f"({error.strerror or error}).") from error
+    return folder
 
 
 METADATA_MEMBER = "companion.json"

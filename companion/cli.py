@@ -76,26 +76,6 @@ CONFIG_KEYS = ("model", "dataset", "epochs", "batch_size", "seed", "size",
 # Files -----------------------------------------------------------------------------
 
 
-def check_writable(folder, name="out"):
-    """Raise `ValueError` unless files can be created in `folder` (or, if it
-    does not exist yet, in its nearest existing parent), by creating one."""
-    folder = pathlib.Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"`{name}`={str(folder)!r} is not writable: "
-                         f"{str(existing)!r} is a file, not a folder.")
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".companion-probe-", dir=existing)
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as error:
-        raise ValueError(f"`{name}`={str(folder)!r} is not writable "
-                         f"({error.strerror or error}).") from error
-    return folder
-
-
 def read_run(run_dir):
     """The config and history of a run folder, after checking its checkpoint.
 
@@ -309,7 +289,7 @@ def train(model, out, dataset=None, epochs=None, batch_size=None, seed=None,
     batch_size = check_int("batch_size", defaults["batch_size"] if batch_size is None
                            else batch_size)
     size = check_int("size", family.default_size if size is None else size)
-    check_writable(run)
+    checkpoint.check_writable(run)
     images = data.load_images(dataset, "train", family.module.VALUE_RANGE, seed, limit)
     if len(images) < 1:
         raise ValueError(f"`dataset`={dataset!r} holds no training images.")
@@ -395,7 +375,7 @@ def sample(run_dir, num, out, seed=0):
     seed = check_int("seed", seed, minimum=0)
     out = pathlib.Path(out)
     check_choice("out's suffix", out.suffix, SAMPLE_SUFFIXES)
-    check_writable(out.parent)
+    checkpoint.check_writable(out.parent)
     model = checkpoint.load_model(pathlib.Path(run_dir) / MODEL_FILE, compile=False)
     images = model.sample(num, seed=seed)
     save_samples(out, images)

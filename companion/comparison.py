@@ -259,7 +259,7 @@ _NEW_METRICS = ("kid", "kid_floor", "precision", "precision_floor", "recall",
                 "recall_floor")
 
 
-def checkpoint_rows(names=models.FAMILIES, folder=None):
+def checkpoint_rows(records):
     """Rows of the shipped checkpoints, from their records (:mod:`companion.pretrained`).
 
     Every figure is the record's: its evaluation on the 1,000 test digits
@@ -267,19 +267,17 @@ def checkpoint_rows(names=models.FAMILIES, folder=None):
     and its sampling time (measured once where the record was written).
 
     Args:
-        names: checkpoint names, in the table's order.
-        folder: where the checkpoints are (default: the package's).
+        records: the checkpoints' records, in the table's order, e.g.
+            ``[pretrained.card(name) for name in pretrained.NAMES]``.
 
     Returns:
         A list of dicts with the keys of :func:`evaluate`'s rows (no
         ``epoch_seconds``: a checkpoint's epochs are not timed one by one)
         and ``selected_epoch``.
     """
-    from companion import pretrained
-
     rows = []
-    for name in names:
-        record = pretrained.card(name, *(() if folder is None else (folder,)))
+    for record in records:
+        name = record["name"]
         result = record["evaluation"]
         quality, nll = result["sample_quality"], result["nll_nats"]
         rows.append({

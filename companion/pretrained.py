@@ -143,12 +143,10 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
     >>> record["training"]["epochs"], record["preset"]["units"]
     (1, 8)
     """
-    from companion import cli
-
     config = _preset_with(name, epochs, overrides)
     if limit is not None:
         check_int("limit", limit)
-    out = cli.check_writable(out)  # before half an hour of training, not after
+    out = checkpoint.check_writable(out)  # before half an hour of training, not after
     grey = data.load_images(DATASET, "train", "unit")
     train_grey = grey[:len(grey) - VALIDATION_IMAGES][:limit]
     validation = _validation_images(name, grey[len(grey) - VALIDATION_IMAGES:])

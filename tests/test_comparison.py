@@ -130,7 +130,7 @@ def test_rows_follow_the_family_registry():
 def test_checkpoint_rows_read_each_record_and_fill_the_main_table():
     from companion import pretrained
 
-    rows = comparison.checkpoint_rows()
+    rows = comparison.checkpoint_rows([pretrained.card(name) for name in pretrained.NAMES])
     assert [row["family"] for row in rows] == [comparison._NAMES[name]
                                               for name in pretrained.NAMES]
     for name, row in zip(pretrained.NAMES, rows):

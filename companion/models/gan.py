@@ -73,11 +73,9 @@ LONG_CONFIG = {
     "check_every": 5,  # epochs between validation Fréchet distances
 }
 """The configuration of the longer-trained checkpoint (:mod:`companion.pretrained`):
-twice the book's width, half its learning rates, cosine decays over the whole run,
-about 25 minutes on two CPU cores. (Tried and not shipped: the article's dropout
-of 0.3 with a moving average of the generator's weights, ``"ema_momentum":
-0.999``, which :func:`companion.pretrained.pretrain` supports: its best
-validation Fréchet distance was 10.9 against this preset's 10.1.)"""
+twice the book's width, half its learning rates, cosine decays over the whole run.
+``pretrain`` also accepts an ``"ema_momentum"`` entry (samples from a moving average
+of the generator's weights, :class:`companion.training.WeightAverage`)."""
 
 
 def layer_seeds(seed, network):

@@ -64,7 +64,7 @@ LONG_CONFIG = {"units": 256, "epochs": 150, "batch_size": 32, "learning_rate": 2
                "clipnorm": 1.0, "steps_per_execution": 16, "seed": 0, "check_every": 5}
 """The configuration of the longer-trained checkpoint (:mod:`companion.pretrained`):
 twice the book's units, a fresh binarisation of the training digits every epoch,
-a cosine learning-rate decay, about 30 minutes on two CPU cores."""
+a cosine learning-rate decay over the whole run."""
 
 
 def _recurrent_layer(cell, units, seed, return_sequences=True, activation=None,

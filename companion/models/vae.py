@@ -77,7 +77,7 @@ LONG_CONFIG = {
 }
 """The configuration of the longer-trained checkpoint (:mod:`companion.pretrained`):
 twice the book's width, a fresh binarisation of the training digits every
-epoch, a cosine learning-rate decay, about 30 minutes on two CPU cores."""
+epoch, a cosine learning-rate decay over the whole run."""
 
 
 ACTIVE_KL_NATS = 0.1

@@ -275,9 +275,7 @@ def _build(name, config, num_examples):
 
     family = models.family(name, "name")
     arguments = {key: config[key] for key in _ARGUMENTS[name]}
-    steps = family.module.decay_steps_for(num_examples, config["epochs"],
-                                          config["batch_size"]) if name == "gan" else \
-        config["epochs"] * -(-num_examples // config["batch_size"])
+    steps = config["epochs"] * -(-num_examples // config["batch_size"])  # the whole run
     if name == "gan":
         arguments["decay_steps"] = steps
     else:

@@ -12,7 +12,8 @@ companion train {gan,vae,rnn} --out DIR [--dataset mnist10k|digits|mnist|fashion
                 [--resume] [--distribute] [--verbose 0|1|2]
 companion sample DIR --num N --out FILE.png|FILE.npy [--seed S]
 companion evaluate DIR [--dataset ...] [--num N] [--limit N] [--importance-samples K]
-companion pretrain {gan,vae,rnn} [--out DIR] [--epochs N] [--limit N] [--evaluate-only]
+companion pretrain {gan,vae,rnn,diffusion} [--out DIR] [--epochs N] [--limit N]
+                   [--resume] [--stop-after N] [--evaluate-only]
 ```
 
 ``--size`` sets each family's one size knob, as
@@ -55,7 +56,7 @@ import tempfile
 
 import numpy as np
 
-from companion import checkpoint, data, models, plotting
+from companion import checkpoint, data, models, plotting, pretrained
 from companion._validation import check_choice, check_int
 
 FAMILIES = models.FAMILIES
@@ -533,7 +534,7 @@ def build_parser():
                     "8,000 mnist10k training digits, keep the epoch with the best "
                     "score on the other 1,000, evaluate it on the test digits and "
                     "write DIR/NAME.keras and DIR/NAME.json (its record).")
-    pretrain_parser.add_argument("name", metavar="{" + ",".join(FAMILIES) + "}",
+    pretrain_parser.add_argument("name", metavar="{" + ",".join(pretrained.NAMES) + "}",
                                  help="the checkpoint")
     pretrain_parser.add_argument("--out", metavar="DIR", default="pretrained",
                                  help="folder to write (default: ./pretrained; the "
@@ -542,6 +543,14 @@ def build_parser():
                                  help="default: the preset's (a quick try: 1)")
     pretrain_parser.add_argument("--limit", type=int, metavar="N",
                                  help="train on the first N images only")
+    pretrain_parser.add_argument(
+        "--resume", action="store_true",
+        help="continue the run saved in DIR/NAME.resume/ (saved at every validation "
+             "check) instead of starting again")
+    pretrain_parser.add_argument(
+        "--stop-after", type=int, metavar="N",
+        help="train at most N epochs now, save the run and stop (continue later "
+             "with --resume)")
     pretrain_parser.add_argument(
         "--evaluate-only", action="store_true",
         help="do not train: evaluate the checkpoint in DIR again and rewrite its "
@@ -581,13 +590,17 @@ def run_command(arguments):
         return json.dumps({"out": result["out"], "epochs": result["config"]["epochs"],
                            "last_epoch": last}, sort_keys=True)
     if arguments.command == "pretrain":
-        from companion import pretrained
-
         if arguments.evaluate_only:
             record = pretrained.reevaluate(arguments.name, folder=arguments.out)
         else:
             record = pretrained.pretrain(arguments.name, out=arguments.out,
-                                         epochs=arguments.epochs, limit=arguments.limit)
+                                         epochs=arguments.epochs, limit=arguments.limit,
+                                         resume=arguments.resume,
+                                         stop_after=arguments.stop_after)
+            if record is None:
+                return (f"stopped after {arguments.stop_after} epochs; continue with "
+                        f"`companion pretrain {arguments.name} --out {arguments.out} "
+                        "--resume`")
         return json.dumps({"out": arguments.out, "training": {
             key: record["training"][key] for key in ("seconds", "epochs",
                                                      "selected_epoch")},

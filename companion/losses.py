@@ -1,9 +1,10 @@
-"""Losses of the book's three model families, written from logits.
+"""Losses of the book's model families, written from logits (or, for diffusion, predictions).
 
 GAN (Goodfellow et al. 2014), Wasserstein GAN with gradient penalty (Arjovsky
 et al. 2017; Gulrajani et al. 2017), VAE evidence lower bound (Kingma and
-Welling 2014) and autoregressive negative log-likelihood (van den Oord et al.
-2016). Every function is a pure function on `keras.ops`, so it runs inside a
+Welling 2014), autoregressive negative log-likelihood (van den Oord et al.
+2016), and the regression losses of diffusion (Ho et al. 2020) and flow
+matching (Lipman et al. 2023). Every function is a pure function on `keras.ops`, so it runs inside a
 compiled JAX `train_step`, and takes *logits*: log-probabilities are written
 with softplus,
 
@@ -647,3 +648,83 @@ def autoregressive_nll(targets, logits):
     _check_rank("targets", targets, 2)
     targets, logits = _float(targets), _float(logits)
     return _sum_per_example(ops.softplus(logits) - targets * logits)
+
+
+# Diffusion and flow matching ---------------------------------------------------
+
+
+def _mean_squared_error(target, prediction):
+    _check_same_shape("target", target, "prediction", prediction)
+    _check_rank("target", target, 2)
+    target, prediction = _float(target), _float(prediction)
+    squared = ops.reshape(ops.square(prediction - target), (ops.shape(target)[0], -1))
+    return ops.mean(squared)
+
+
+def denoising_loss(noise, predicted_noise):
+    """DDPM's simple loss: the mean squared error of the predicted noise.
+
+    For ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` the network
+    ``eps_theta(x_t, t)`` predicts the noise ``eps`` that was added (Ho et al.
+    2020):
+
+    ```
+    loss = mean over batch and dimensions of (eps_theta - eps)^2
+    ```
+
+    Each ELBO term is this squared error times a weight that depends on t
+    only (:func:`companion.models.diffusion.ddpm_elbo_weights`); the simple
+    loss sets every weight to 1.
+
+    Args:
+        noise: the noise that was added, `(B, ...)`.
+        predicted_noise: the network's prediction, the same shape.
+
+    Returns:
+        A scalar.
+
+    Raises:
+        ValueError: if the shapes differ or there is no axis beyond the batch.
+
+    Example:
+
+    >>> import numpy as np
+    >>> noise = np.array([[1.0, -1.0]], "float32")
+    >>> float(denoising_loss(noise, np.zeros((1, 2), "float32")))
+    1.0
+    """
+    return _mean_squared_error(noise, predicted_noise)
+
+
+def flow_matching_loss(velocity, predicted_velocity):
+    """The flow-matching loss: the mean squared error of the predicted velocity.
+
+    On the straight path ``x_t = t x + (1 - t) eps`` from noise (t = 0) to
+    data (t = 1) the velocity is ``v = x - eps`` (rectified flow, Liu et al.
+    2023; conditional flow matching, Lipman et al. 2023):
+
+    ```
+    loss = mean over batch and dimensions of (v_theta(x_t, t) - (x - eps))^2
+    ```
+
+    Its minimiser is the conditional expectation ``E[x - eps | x_t]``, the
+    velocity field whose ODE carries the noise onto the data.
+
+    Args:
+        velocity: the target ``x - eps``, `(B, ...)`.
+        predicted_velocity: the network's prediction, the same shape.
+
+    Returns:
+        A scalar.
+
+    Raises:
+        ValueError: if the shapes differ or there is no axis beyond the batch.
+
+    Example:
+
+    >>> import numpy as np
+    >>> target = np.array([[2.0, 0.0]], "float32")
+    >>> float(flow_matching_loss(target, np.zeros((1, 2), "float32")))
+    2.0
+    """
+    return _mean_squared_error(velocity, predicted_velocity)

@@ -32,6 +32,7 @@ True
 
 import contextlib
 import hashlib
+import importlib
 import os
 import pathlib
 import platform
@@ -43,7 +44,7 @@ import numpy as np
 from companion import checkpoint, data, models
 from companion._validation import check_choice, check_int
 
-NAMES = models.FAMILIES
+NAMES = (*models.FAMILIES, "diffusion")
 FOLDER = pathlib.Path(__file__).parent / "checkpoints"
 DATASET = "mnist10k"
 VALIDATION_IMAGES = 1000
@@ -55,7 +56,12 @@ EVALUATION = {"samples": 1000, "sample_seed": 0, "importance_samples": 200,
 
 def preset(name):
     """The `name` family's ``LONG_CONFIG`` (a copy): what :func:`pretrain` trains."""
-    return dict(models.family(name, "name").module.LONG_CONFIG)
+    return dict(_module(name).LONG_CONFIG)
+
+
+def _module(name):
+    """The model module of checkpoint `name`, ``companion.models.NAME``."""
+    return importlib.import_module(f"companion.models.{check_choice('name', name, NAMES)}")
 
 
 def card(name, folder=FOLDER):
@@ -110,30 +116,47 @@ def sha256(path):
 # Training --------------------------------------------------------------------------
 
 
-def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
+def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, resume=False,
+             stop_after=None, **overrides):
     """Train checkpoint `name` with its ``LONG_CONFIG``; write ``NAME.keras`` and ``NAME.json``.
 
     Each epoch is one ``fit`` pass over the training images (a fresh
-    binarisation of them for the VAE and the RNN); every ``check_every``
-    epochs, and at the last, the validation score is measured and the
-    weights of the best epoch so far are kept. A preset with
-    ``ema_momentum`` (the GAN's) samples, validates and ships the moving
-    average of the generator's weights
-    (:class:`companion.training.WeightAverage`). The model saved is the best
-    one, without optimiser state; the record holds both curves and the
-    evaluation on the test digits (:func:`evaluate`).
+    binarisation of them for the VAE and the RNN; grey levels in [-1, 1] and
+    their labels for the GAN and the diffusion model), shuffled by a seed of
+    the preset's seed and the epoch; every ``check_every`` epochs, and at the
+    last, the validation score is measured and the weights of the best epoch
+    so far are kept. A GAN preset with ``ema_momentum`` samples, validates
+    and ships the moving average of the generator's weights
+    (:class:`companion.training.WeightAverage`); the diffusion model keeps
+    its own average. The model saved is the best one, without optimiser
+    state; the record holds both curves and the evaluation on the test
+    digits (:func:`evaluate`).
+
+    **Resuming.** At every validation check the run's state (the model with
+    its optimiser, the best weights, the curves, the seconds spent) is saved
+    in ``out/NAME.resume/``. With ``resume=True`` a run continues from there:
+    the same epochs follow with the same shuffles and noise, so an
+    interrupted run ends where an uninterrupted one would (on the same
+    machine). The folder is removed when the checkpoint is written.
 
     Args:
-        name: ``"gan"``, ``"vae"`` or ``"rnn"``.
+        name: ``"gan"``, ``"vae"``, ``"rnn"`` or ``"diffusion"``.
         out: the folder to write (default: the package's checkpoints).
         epochs: override the preset's epochs (a smoke test's 1).
         limit: train on the first `limit` training images only (smoke tests).
         verbose: 1 shows Keras' progress bar and a line an epoch; 0 is quiet.
+        resume: continue the run saved in ``out/NAME.resume/`` (an error if
+            it was started with another preset); without it a saved run is
+            started again.
+        stop_after: train at most this many epochs in this call, save the
+            run's state and return None (a run spread over sessions); None
+            trains to the end.
         **overrides: other preset entries to change (a smoke test's small
             network); the record says which.
 
     Returns:
-        The record (a dict), also written to ``out/NAME.json``.
+        The record (a dict), also written to ``out/NAME.json``; None when
+        `stop_after` stopped the run first.
 
     Example (one short epoch of a tiny network):
 
@@ -146,12 +169,18 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
     config = _preset_with(name, epochs, overrides)
     if limit is not None:
         check_int("limit", limit)
+    if stop_after is not None:
+        check_int("stop_after", stop_after)
     out = checkpoint.check_writable(out)  # before half an hour of training, not after
-    grey = data.load_images(DATASET, "train", "unit")
-    train_grey = grey[:len(grey) - VALIDATION_IMAGES][:limit]
-    validation = _validation_images(name, grey[len(grey) - VALIDATION_IMAGES:])
-    started = time.perf_counter()
-    final, history, selected = _train(name, config, train_grey, validation, verbose)
+    grey, labels = data.load(DATASET, "train")
+    size = len(grey) - VALIDATION_IMAGES
+    train = (grey[:size][:limit], labels[:size][:limit])
+    validation = _validation_images(name, grey[size:])
+    run = _Run(out / f"{name}.resume", config, resume)
+    done = _train(name, config, train, validation, verbose, run, stop_after)
+    if not done:
+        return None
+    final, history, selected = done
     record = _evaluated({
         "name": name,
         "command": _command(name, epochs, limit, overrides),
@@ -159,11 +188,11 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
         "overrides": sorted([*overrides, *([] if epochs is None else ["epochs"])]),
         "data": {"dataset": DATASET, "file": data.MNIST10K_FILE.name,
                  "sha256": sha256(data.MNIST10K_FILE),
-                 "training_images": len(train_grey),
+                 "training_images": len(train[0]),
                  "validation_images": VALIDATION_IMAGES},
         "package": _package(),
         "machine": _machine(),
-        "training": {"seconds": round(time.perf_counter() - started, 1),
+        "training": {"seconds": run.seconds(), "sessions": run.sessions,
                      "epochs": config["epochs"], "selected_epoch": selected,
                      "validation_metric": _SCORE[name], "history": history},
     }, final)
@@ -173,6 +202,7 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, **overrides):
     record["checkpoint"] = {"file": path.name, "bytes": path.stat().st_size,
                             "sha256": sha256(path)}
     checkpoint.write_json(out / f"{name}.json", record)
+    run.remove()
     return record
 
 
@@ -188,27 +218,95 @@ def _preset_with(name, epochs, overrides):
     return config
 
 
-def _train(name, config, train_grey, validation, verbose):
+class _Run:
+    """A training run's saved state in `folder`: where it stands, to resume it."""
+
+    def __init__(self, folder, config, resume):
+        self.folder, self.config = pathlib.Path(folder), config
+        self.saved = None
+        self.sessions, self._before, self._started = 1, 0.0, time.perf_counter()
+        if resume and (self.folder / "state.json").exists():
+            self.saved = checkpoint.read_json(self.folder / "state.json")
+            if self.saved["preset"] != config:
+                raise ValueError(
+                    f"The run saved in {str(self.folder)!r} has preset "
+                    f"{self.saved['preset']}, not {config}: run without --resume to "
+                    "start again, or with the same preset to continue it.")
+            self.sessions = self.saved["sessions"] + 1
+            self._before = self.saved["seconds"]
+
+    def seconds(self):
+        """Seconds of training over every session of the run so far."""
+        return round(self._before + time.perf_counter() - self._started, 1)
+
+    def restore(self):
+        """``(model, history, best)`` as saved; None to start afresh."""
+        if self.saved is None:
+            return None
+        model = checkpoint.load_model(self.folder / "model.keras")
+        # A .keras file does not keep the noise generators' states: set every variable.
+        for variable, value in zip(model.variables, _arrays(self.folder / "variables.npz")):
+            variable.assign(value)
+        best = (self.saved["best_epoch"], self.saved["best_score"],
+                _arrays(self.folder / "best.npz"))
+        return model, self.saved["history"], best
+
+    def save(self, model, history, best):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        checkpoint.save_model(model, self.folder / "model.keras")
+        _save_arrays(self.folder / "variables.npz", [v.numpy() for v in model.variables])
+        _save_arrays(self.folder / "best.npz", best[2])
+        checkpoint.write_json(self.folder / "state.json", {
+            "preset": self.config, "epoch": history["epoch"][-1], "history": history,
+            "best_epoch": best[0], "best_score": best[1], "seconds": self.seconds(),
+            "sessions": self.sessions})
+
+    def remove(self):
+        for path in self.folder.glob("*"):
+            path.unlink()
+        if self.folder.exists():
+            self.folder.rmdir()
+
+
+def _save_arrays(path, arrays):
+    with checkpoint.atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, *arrays)
+
+
+def _arrays(path):
+    with np.load(path) as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+def _train(name, config, train, validation, verbose, run, stop_after=None):
     """Train epoch by epoch; return the best model (no optimiser state), the history
-    and the selected epoch."""
+    and the selected epoch, or None when `stop_after` epochs were trained first."""
     import keras
 
-    keras.utils.set_random_seed(config["seed"])
-    model = _build(name, config, len(train_grey))
+    restored = run.restore()
+    if restored is None:
+        keras.utils.set_random_seed(config["seed"])
+        model = _build(name, config, len(train[0]))
+        history, best = {"epoch": [], "loss": [], "seconds": [], "validation": []}, None
+    else:
+        model, history, best = restored
     average = None
-    if config.get("ema_momentum"):
+    if name == "gan" and config.get("ema_momentum"):
         from companion.training import WeightAverage
 
         average = WeightAverage(model.generator, config["ema_momentum"])
-    history, best = {"epoch": [], "loss": [], "seconds": [], "validation": []}, None
-    started = time.perf_counter()
-    for epoch in range(config["epochs"]):
-        images = _epoch_images(name, train_grey, config["seed"], epoch)
-        logs = model.fit(images, batch_size=config["batch_size"], shuffle=True,
+    first = history["epoch"][-1] if history["epoch"] else 0
+    for epoch in range(first, config["epochs"]):
+        if stop_after is not None and epoch - first >= stop_after:
+            return None
+        keras.utils.set_random_seed(int(np.random.SeedSequence(
+            [config["seed"], epoch]).generate_state(1)[0]))  # this epoch's shuffle
+        logs = model.fit(*_epoch_data(name, train, config["seed"], epoch),
+                         batch_size=config["batch_size"], shuffle=True,
                          initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
                          callbacks=[] if average is None else [average]).history
         history["loss"].append(float(logs[_LOSS[name]][-1]))
-        history["seconds"].append(round(time.perf_counter() - started, 1))
+        history["seconds"].append(run.seconds())
         if (epoch + 1) % config["check_every"] and epoch + 1 < config["epochs"]:
             continue
         with contextlib.nullcontext() if average is None else average.applied():
@@ -217,11 +315,12 @@ def _train(name, config, train_grey, validation, verbose):
                 best = (epoch + 1, score, model.get_weights())
         history["epoch"].append(epoch + 1)
         history["validation"].append(score)
+        run.save(model, history, best)
         if verbose:
             print(f"epoch {epoch + 1}: validation {_SCORE[name]} {score:.3f} "
                   f"(best {best[1]:.3f} at epoch {best[0]}), "
                   f"{history['seconds'][-1]:.0f} s", flush=True)
-    final = _build(name, config, len(train_grey))  # without optimiser state
+    final = _build(name, config, len(train[0]))  # without optimiser state
     final.set_weights(best[2])
     return final, history, best[0]
 
@@ -266,14 +365,14 @@ def _command(name, epochs, limit, overrides):
     return " ".join(words)
 
 
-_LOSS = {"gan": "g_loss", "vae": "loss", "rnn": "loss"}
-_SCORE = {"gan": "Fréchet distance", "vae": "IWAE NLL (nats)", "rnn": "NLL (nats)"}
+_LOSS = {"gan": "g_loss", "vae": "loss", "rnn": "loss", "diffusion": "loss"}
+_SCORE = {"gan": "Fréchet distance", "vae": "IWAE NLL (nats)", "rnn": "NLL (nats)",
+          "diffusion": "Fréchet distance"}
 
 
 def _build(name, config, num_examples):
     import keras
 
-    family = models.family(name, "name")
     arguments = {key: config[key] for key in _ARGUMENTS[name]}
     steps = config["epochs"] * -(-num_examples // config["batch_size"])  # the whole run
     if name == "gan":
@@ -281,7 +380,7 @@ def _build(name, config, num_examples):
     else:
         arguments["learning_rate"] = keras.optimizers.schedules.CosineDecay(
             config["learning_rate"], steps)
-    return family.module.make_model(seed=config["seed"], **arguments)
+    return _module(name).make_model(seed=config["seed"], **arguments)
 
 
 _ARGUMENTS = {
@@ -289,26 +388,34 @@ _ARGUMENTS = {
             "g_learning_rate", "beta_1"),
     "vae": ("width", "latent_dim"),
     "rnn": ("units", "clipnorm", "steps_per_execution"),
+    "diffusion": ("width", "label_dropout", "ema_momentum"),
 }
 
 
 def _validation_images(name, grey):
-    if name == "gan":
+    if name in _GREY:
         return grey
     return data._to_range(grey, "binary", EVALUATION["binarisation_seed"])
 
 
-def _epoch_images(name, grey, seed, epoch):
+_GREY = ("gan", "diffusion")  # trained on grey levels in [-1, 1], validated by samples
+
+
+def _epoch_data(name, train, seed, epoch):
+    """``fit``'s arguments for one epoch: the images (and the diffusion model's labels)."""
+    grey, labels = train
+    if name == "diffusion":
+        return grey * 2.0 - 1.0, labels
     if name == "gan":
-        return grey * 2.0 - 1.0
+        return (grey * 2.0 - 1.0,)
     rng = np.random.default_rng([seed, epoch])
-    return (rng.random(grey.shape) < grey).astype("float32")
+    return ((rng.random(grey.shape) < grey).astype("float32"),)
 
 
 def _validation_score(name, model, images):
     from companion import evaluation
 
-    if name == "gan":
+    if name in _GREY:
         samples = model.sample(len(images), seed=EVALUATION["sample_seed"])
         return evaluation.frechet_distance(samples, images)
     if name == "vae":
@@ -349,7 +456,7 @@ def evaluate(name, model=None):
               "parameters": comparison.count_parameters(model),
               "sample_quality": evaluation.sample_quality(samples, dataset=DATASET),
               "nll_nats": None, "likelihood": None}
-    if name != "gan":
+    if name not in _GREY:
         test = data.load_images(DATASET, "test", "binary",
                                 seed=EVALUATION["binarisation_seed"])
         if name == "vae":

@@ -8,6 +8,8 @@
   with the packed and minibatch-standard-deviation discriminators of the
   analysis chapter's mode-collapse remedies.
 - :mod:`companion.models.wgan`: WGAN-GP, a remedy for mode collapse on the loss side.
+- :mod:`companion.models.diffusion`: class-conditional flow matching with a
+  small U-Net and classifier-free guidance.
 
 Every generative model has ``sample(num, seed=None)`` returning float32 numpy
 images in [0, 1] of shape ``(num, 28, 28, 1)``.
@@ -35,7 +37,7 @@ import importlib
 from companion._lazy import lazy_submodules
 from companion._validation import check_choice
 
-_SUBMODULES = ("gan", "vae", "rnn", "video", "toy", "wgan")
+_SUBMODULES = ("gan", "vae", "rnn", "video", "toy", "wgan", "diffusion")
 
 __getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES)
 

@@ -713,6 +713,38 @@ def classifier_scores(images, dataset="mnist10k"):
     return reference_set(dataset).classifier_scores(images)
 
 
+def label_agreement(images, labels, dataset="mnist10k"):
+    """How often the reference classifier reads each image as the label it was drawn for.
+
+    Formula: ``mean_n [argmax_k softmax(logits_n)_k == labels_n]``, for the
+    samples of a class-conditional model (such as guided flow matching).
+
+    Args:
+        images: `(N, 28, 28, 1)` in [0, 1].
+        labels: the `N` requested labels, integers in [0, 10).
+        dataset: which reference classifier to use.
+
+    Returns:
+        A float in [0, 1].
+
+    Raises:
+        ValueError: for images of the wrong shape or range, or labels of
+            another length.
+
+    Example:
+
+    >>> test, labels = data.load("mnist10k", "test")
+    >>> label_agreement(test[:200], labels[:200]) > 0.9
+    True
+    """
+    labels = np.asarray(labels)
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"`labels` must be {len(images)} integers, one an image; got "
+                         f"shape {labels.shape}, dtype {labels.dtype}.")
+    predicted = class_probabilities(images, dataset).argmax(axis=1)
+    return float(np.mean(predicted == labels))
+
+
 def class_probabilities(images, dataset="mnist10k"):
     """The reference classifier's probabilities of the ten classes, per image.
 

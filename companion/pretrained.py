@@ -346,12 +346,97 @@ def _evaluated(record, model):
     from companion import comparison
 
     record["evaluation"] = dict(evaluate(record["name"], model), package=_package())
-    seconds, _ = comparison.time_sampling(model, num=1000)
+    seconds, _ = comparison.time_sampling(_Labelled(model) if record["name"] == "diffusion"
+                                          else model, num=1000)
     record["sampling"] = {
         "seconds_per_1000": seconds,
         "machine": _machine(),
         "note": "timed once where the record was written; not compared in tests"}
+    if record["name"] == "diffusion":
+        record["sweeps"] = sweeps(model)
     return record
+
+
+STEPS_SWEEP = {"euler": (2, 5, 10, 20, 50), "heun": (2, 5, 10)}
+GUIDANCE_SWEEP = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0)
+
+
+class _Labelled:
+    """The diffusion model's ``sample(num, seed)`` as it is evaluated: digits in turn,
+    guidance 1 (for :func:`companion.comparison.time_sampling`)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def sample(self, num, seed=None):
+        return self.model.sample(num, seed=seed, labels=np.arange(num) % 10, guidance=1.0)
+
+
+def guided_quality(model, guidance, steps, sampler="euler"):
+    """Quality of the diffusion model's 1,000 labelled samples (100 a digit).
+
+    Returns:
+        ``{"guidance", "steps", "sampler", "agreement", "sample_quality"}``:
+        `agreement` is how often the reference classifier reads a sample as
+        its requested label (:func:`companion.evaluation.label_agreement`).
+    """
+    from companion import evaluation
+
+    labels = np.arange(EVALUATION["samples"]) % 10
+    samples = model.sample(len(labels), seed=EVALUATION["sample_seed"], labels=labels,
+                           guidance=guidance, steps=steps, sampler=sampler)
+    return {"guidance": guidance, "steps": steps, "sampler": sampler,
+            "agreement": evaluation.label_agreement(samples, labels, DATASET),
+            "sample_quality": evaluation.sample_quality(samples, dataset=DATASET)}
+
+
+def sweeps(model):
+    """The diffusion model's quality and cost against its sampling settings.
+
+    - ``steps``: for each sampler and number of steps (:data:`STEPS_SWEEP`),
+      the Fréchet distance of the 1,000 evaluated samples (100 of each digit,
+      guidance 1, seed 0) and the seconds they took (timed once, after a
+      compiling call); for Euler also the seconds of 1,000 guided samples;
+    - ``guidance``: for each scale of :data:`GUIDANCE_SWEEP` at the default
+      steps, :func:`guided_quality`'s agreement, Fréchet distance, label
+      entropy, precision and recall.
+    """
+    from companion import evaluation
+    from companion.models import diffusion
+
+    labels = np.arange(EVALUATION["samples"]) % 10
+
+    def timed(steps, sampler, guidance):
+        def draw(num, seed):
+            return model.sample(num, seed=seed, labels=labels[:num], guidance=guidance,
+                                steps=steps, sampler=sampler)
+        draw(diffusion._CHUNK, 1)  # compiles
+        started = time.perf_counter()
+        samples = draw(len(labels), EVALUATION["sample_seed"])
+        return samples, round(time.perf_counter() - started, 2)
+
+    steps_rows = []
+    for sampler, counts in STEPS_SWEEP.items():
+        for steps in counts:
+            samples, seconds = timed(steps, sampler, 1.0)
+            row = {"sampler": sampler, "steps": steps,
+                   "network_calls": steps * (2 if sampler == "heun" else 1),
+                   "frechet": evaluation.sample_quality(samples, dataset=DATASET)["frechet"],
+                   "seconds_per_1000": seconds}
+            if sampler == "euler":
+                row["guided_seconds_per_1000"] = timed(steps, sampler,
+                                                       diffusion.DEFAULT_GUIDANCE)[1]
+            steps_rows.append(row)
+    guidance_rows = []
+    for guidance in GUIDANCE_SWEEP:
+        result = guided_quality(model, guidance, diffusion.DEFAULT_STEPS)
+        quality = result["sample_quality"]
+        guidance_rows.append({"guidance": guidance, "agreement": result["agreement"],
+                              **{key: quality[key] for key in (
+                                  "frechet", "label_entropy", "precision", "recall")}})
+    return {"samples": EVALUATION["samples"], "seed": EVALUATION["sample_seed"],
+            "steps": steps_rows, "guidance": guidance_rows,
+            "note": "seconds timed once where the record was written; not compared in tests"}
 
 
 def _command(name, epochs, limit, overrides):
@@ -367,7 +452,7 @@ def _command(name, epochs, limit, overrides):
 
 _LOSS = {"gan": "g_loss", "vae": "loss", "rnn": "loss", "diffusion": "loss"}
 _SCORE = {"gan": "Fréchet distance", "vae": "IWAE NLL (nats)", "rnn": "NLL (nats)",
-          "diffusion": "Fréchet distance"}
+          "diffusion": "Fréchet distance (unconditional samples)"}
 
 
 def _build(name, config, num_examples):
@@ -438,24 +523,46 @@ def evaluate(name, model=None):
     binarisation (seed 0), in nats: the importance-weighted bound with
     k = 200 for the VAE, exact for the RNN.
 
+    The diffusion model is class-conditional: its samples are 100 of each
+    digit drawn from the conditional model (guidance 1), the label drawn
+    first, as the data's labels are about equally frequent. Its report also
+    has ``agreement`` (how often the reference classifier reads the
+    requested digit), ``unconditional`` (the quality of 1,000 samples
+    without a label) and ``guided`` (:func:`guided_quality` at the default
+    guidance scale). It has no likelihood here.
+
     Args:
-        name: ``"gan"``, ``"vae"`` or ``"rnn"``.
+        name: ``"gan"``, ``"vae"``, ``"rnn"`` or ``"diffusion"``.
         model: the model to evaluate (default: :func:`load` of `name`).
 
     Returns:
         A JSON-ready dict: ``settings``, ``parameters`` (trainable, as the
         comparison table counts them), ``sample_quality``, ``nll_nats``
-        (None for the GAN), ``likelihood`` (how it was computed).
+        (None for the GAN and the diffusion model), ``likelihood`` (how it
+        was computed), and the diffusion model's keys above.
     """
     from companion import comparison, evaluation
 
     check_choice("name", name, NAMES)
     model = load(name) if model is None else model
-    samples = model.sample(EVALUATION["samples"], seed=EVALUATION["sample_seed"])
-    report = {"settings": dict(EVALUATION),
-              "parameters": comparison.count_parameters(model),
-              "sample_quality": evaluation.sample_quality(samples, dataset=DATASET),
+    report = {"settings": dict(EVALUATION), "parameters": comparison.count_parameters(model),
               "nll_nats": None, "likelihood": None}
+    if name == "diffusion":
+        from companion.models import diffusion
+
+        conditional = guided_quality(model, 1.0, diffusion.DEFAULT_STEPS)
+        report.update(
+            sample_quality=conditional["sample_quality"],
+            samples=("100 of each digit, guidance 1 (the conditional model), "
+                     f"{diffusion.DEFAULT_STEPS} Euler steps"),
+            agreement=conditional["agreement"],
+            unconditional=evaluation.sample_quality(
+                model.sample(EVALUATION["samples"], seed=EVALUATION["sample_seed"]),
+                dataset=DATASET),
+            guided=guided_quality(model, diffusion.DEFAULT_GUIDANCE, diffusion.DEFAULT_STEPS))
+        return report
+    samples = model.sample(EVALUATION["samples"], seed=EVALUATION["sample_seed"])
+    report["sample_quality"] = evaluation.sample_quality(samples, dataset=DATASET)
     if name not in _GREY:
         test = data.load_images(DATASET, "test", "binary",
                                 seed=EVALUATION["binarisation_seed"])

@@ -77,7 +77,7 @@ SAMPLERS = ("euler", "heun")
 
 BOOK_CONFIG = {
     "width": 24,  # channels at 14x14; 7x7 has twice as many
-    "epochs": 5,
+    "epochs": 3,
     "batch_size": 64,
     "learning_rate": 2e-3,  # Adam's
     "label_dropout": 0.1,  # how often a label is replaced by "no label"
@@ -208,24 +208,25 @@ def _depth_to_space(x, image_shape):
     return keras.layers.Reshape(image_shape)(x)
 
 
-def make_unet(image_shape=(28, 28, 1), width=32, num_classes=NUM_CLASSES, seed=None,
+def make_unet(image_shape=(28, 28, 1), width=BOOK_CONFIG["width"], num_classes=NUM_CLASSES, seed=None,
               name="unet"):
     """The velocity network ``v(x_t, t, y)`` for images: a small U-Net.
 
     ```
-    28x28xC --conv--> 28x28x(w/2) ------------------------------------- skip --+
-      --conv, stride 2--> 14x14xw --res--> ------------------- skip --+         |
-        --conv, stride 2--> 7x7x2w --res--res-->                       |         |
-        --transposed conv, stride 2--> 14x14xw ++ concat --res--> 14x14xw       |
-      --transposed conv, stride 2--> 28x28x(w/2) ++ concat --conv--> 28x28xC <--+
+    28x28xC --2x2 patches--> 14x14x4C --conv--> 14x14xw --res--> ------ skip --+
+      --conv, stride 2--> 7x7x2w --res--res-->                                  |
+      --transposed conv, stride 2--> 14x14xw ++ concat --res--> 14x14xw <-------+
+      --conv--> 14x14x4C --patches back--> 28x28xC
     ```
 
     Every residual block adds a projection of the conditioning
     ``swish(MLP(sinusoids(t)) + E[y])``, where ``E`` embeds the
     ``num_classes`` labels and a "no label" token (index ``num_classes``).
-    The width sits at 14x14 and 7x7, where a convolution costs a quarter
-    and a sixteenth of one at 28x28. The last convolution starts at zero, so
-    the untrained network predicts ``v = 0``.
+    No convolution runs at 28x28: each 2x2 patch of pixels becomes one
+    pixel with 4C channels (and back at the end), so the width is spent at
+    14x14 and 7x7, where a convolution costs a quarter and a sixteenth of
+    one at 28x28. The last convolution starts at zero, so the untrained
+    network predicts ``v = 0``.
 
     Args:
         image_shape: `(H, W, C)`, H and W divisible by 4.
@@ -506,7 +507,11 @@ class FlowMatching(keras.Model):
         return [v.value for v in self.average.variables]
 
     def _guided_velocity(self, values, x, t, labels, guidance):
-        """``v(none) + guidance * (v(y) - v(none))``; one call on a doubled batch."""
+        """``v(none) + guidance * (v(y) - v(none))``; one call on a doubled batch.
+
+        Without labels, the unconditional velocity ``v(none)``; with a
+        guidance of exactly 1, the conditional ``v(y)`` (one call, no doubling).
+        """
         def network(x, t, labels):
             velocity, _ = self.average.stateless_call([], values, [x, t, labels])
             return velocity
@@ -514,6 +519,8 @@ class FlowMatching(keras.Model):
         none = ops.full_like(t, self.num_classes, dtype="int32")
         if labels is None:
             return network(x, t, none)
+        if isinstance(guidance, float) and guidance == 1.0:
+            return network(x, t, labels)
         both = network(ops.concatenate([x, x]), ops.concatenate([t, t]),
                        ops.concatenate([labels, none]))
         conditional, unconditional = ops.split(both, 2)
@@ -527,10 +534,11 @@ class FlowMatching(keras.Model):
 
     def _integrate(self, noise, labels, guidance, steps, sampler, keep_states):
         labels = self._check_labels(labels, len(noise))
+        guidance = _check_guidance(guidance)
+        mode = "none" if labels is None else "conditional" if guidance == 1.0 else "guided"
         run = self._sampler(check_int("steps", steps),
-                            check_choice("sampler", sampler, SAMPLERS), labels is not None,
-                            keep_states)
-        guidance = np.float32(_check_guidance(guidance))
+                            check_choice("sampler", sampler, SAMPLERS), mode, keep_states)
+        guidance = np.float32(guidance)
         values = self._average_values()
         if keep_states:
             return np.asarray(run(values, noise, labels, guidance))
@@ -540,15 +548,20 @@ class FlowMatching(keras.Model):
                            None if labels is None else labels[i:i + _CHUNK], guidance))
             for i in range(0, len(noise), _CHUNK)])
 
-    def _sampler(self, steps, sampler, guided, keep_states):
-        """The compiled integration: ``(values, noise, labels, guidance) -> states``."""
-        key = (steps, sampler, guided, keep_states)
+    def _sampler(self, steps, sampler, mode, keep_states):
+        """The compiled integration: ``(values, noise, labels, guidance) -> states``.
+
+        `mode` is ``"none"`` (unconditional), ``"conditional"`` (guidance 1:
+        one network call a step) or ``"guided"`` (a doubled batch).
+        """
+        key = (steps, sampler, mode, keep_states)
         if key not in self._samplers:
             def run(values, x, labels, guidance):
                 def velocity(x, t):
                     t = ops.full((ops.shape(x)[0],), t, dtype="float32")
-                    return self._guided_velocity(values, x, t, labels if guided else None,
-                                                 guidance)
+                    return self._guided_velocity(
+                        values, x, t, None if mode == "none" else labels,
+                        1.0 if mode == "conditional" else guidance)
 
                 def step(x, i):
                     t, dt = i / steps, 1.0 / steps
@@ -588,7 +601,8 @@ class FlowMatching(keras.Model):
                 from the model's sampling `SeedGenerator`.
             labels: None for unconditional samples (the "no label" token,
                 no guidance), or `num` integers in [0, num_classes).
-            guidance: the guidance scale ``w`` (>= 0) for labelled samples.
+            guidance: the guidance scale ``w`` (>= 0) for labelled samples;
+                1 samples the conditional model (one network call a step).
             steps: integration steps from noise to data.
             sampler: ``"euler"`` or ``"heun"`` (two network calls a step).
 
@@ -799,7 +813,7 @@ def ddpm_elbo_weights(betas):
     Example:
 
     >>> round(float(ddpm_elbo_weights(np.array([0.1, 0.2]))[1]), 4)
-    0.3958
+    0.4464
     """
     betas = np.asarray(betas, "float64")
     alphas = 1.0 - betas

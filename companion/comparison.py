@@ -48,9 +48,11 @@ FAMILIES = (BASELINE, *models.FAMILIES)
 """The table's rows: the baseline, then :data:`companion.models.FAMILIES`."""
 
 _NAMES = {BASELINE: "independent Bernoulli",
-          **{name: entry.title for name, entry in models.REGISTRY.items()}}
+          **{name: entry.title for name, entry in models.REGISTRY.items()},
+          "diffusion": "flow matching (class-conditional)"}
 _LIKELIHOOD = {BASELINE: "exact",
-               **{name: entry.likelihood for name, entry in models.REGISTRY.items()}}
+               **{name: entry.likelihood for name, entry in models.REGISTRY.items()},
+               "diffusion": "none"}
 
 
 def count_parameters(model, trainable_only=True):

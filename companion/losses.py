@@ -653,9 +653,9 @@ def autoregressive_nll(targets, logits):
 # Diffusion and flow matching ---------------------------------------------------
 
 
-def _mean_squared_error(target, prediction):
-    _check_same_shape("target", target, "prediction", prediction)
-    _check_rank("target", target, 2)
+def _mean_squared_error(target, prediction, names):
+    _check_same_shape(names[0], target, names[1], prediction)
+    _check_rank(names[0], target, 2)
     target, prediction = _float(target), _float(prediction)
     squared = ops.reshape(ops.square(prediction - target), (ops.shape(target)[0], -1))
     return ops.mean(squared)
@@ -693,7 +693,7 @@ def denoising_loss(noise, predicted_noise):
     >>> float(denoising_loss(noise, np.zeros((1, 2), "float32")))
     1.0
     """
-    return _mean_squared_error(noise, predicted_noise)
+    return _mean_squared_error(noise, predicted_noise, ("noise", "predicted_noise"))
 
 
 def flow_matching_loss(velocity, predicted_velocity):
@@ -727,4 +727,5 @@ def flow_matching_loss(velocity, predicted_velocity):
     >>> float(flow_matching_loss(target, np.zeros((1, 2), "float32")))
     2.0
     """
-    return _mean_squared_error(velocity, predicted_velocity)
+    return _mean_squared_error(velocity, predicted_velocity,
+                               ("velocity", "predicted_velocity"))

@@ -167,6 +167,73 @@ def training_curves(record):
     return figure
 
 
+def sampling_steps(rows, floor=None):
+    """Quality and cost of a diffusion model's samples against its integration steps.
+
+    Args:
+        rows: the ``steps`` rows of a diffusion record's sweeps
+            (:func:`companion.pretrained.sweeps`): dicts with ``sampler``,
+            ``steps``, ``network_calls``, ``frechet``, ``seconds_per_1000``
+            (and, for Euler, ``guided_seconds_per_1000``).
+        floor: the Fréchet distance of real digits, drawn as a line.
+
+    Returns:
+        A figure with two panels: Fréchet distance and seconds per 1,000
+        samples, both against the network calls a sample costs.
+    """
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for sampler in dict.fromkeys(row["sampler"] for row in rows):
+        own = [row for row in rows if row["sampler"] == sampler]
+        calls = [row["network_calls"] for row in own]
+        left.plot(calls, [row["frechet"] for row in own], marker="o", label=sampler)
+        right.plot(calls, [row["seconds_per_1000"] for row in own], marker="o",
+                   label=f"{sampler}, guidance 1")
+        if "guided_seconds_per_1000" in own[0]:
+            right.plot(calls, [row["guided_seconds_per_1000"] for row in own], marker="s",
+                       linestyle="--", label=f"{sampler}, guided (doubled batch)")
+    if floor is not None:
+        left.axhline(floor, color="grey", linestyle=":", label="real digits (floor)")
+    left.set_ylabel("Fréchet distance")
+    left.set_yscale("log")
+    right.set_ylabel("seconds per 1,000 samples")
+    for axis in (left, right):
+        axis.set_xscale("log")
+        axis.set_xlabel("network calls a sample (steps; Heun: 2 a step)")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def guidance_tradeoff(rows):
+    """Agreement with the requested digit and Fréchet distance against the guidance scale.
+
+    Args:
+        rows: the ``guidance`` rows of a diffusion record's sweeps: dicts with
+            ``guidance``, ``agreement``, ``frechet``, ``precision``, ``recall``.
+
+    Returns:
+        A figure with two panels.
+    """
+    plt = _pyplot()
+    scales = [row["guidance"] for row in rows]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    left.plot(scales, [row["agreement"] for row in rows], marker="o",
+              label="classifier reads the requested digit")
+    left.plot(scales, [row["precision"] for row in rows], marker="s", label="precision")
+    left.plot(scales, [row["recall"] for row in rows], marker="^", label="recall")
+    left.set_ylabel("fraction")
+    right.plot(scales, [row["frechet"] for row in rows], marker="o", color="C3")
+    right.set_ylabel("Fréchet distance")
+    for axis in (left, right):
+        axis.set_xlabel("guidance scale w")
+        axis.grid(alpha=0.3)
+    left.legend()
+    figure.tight_layout()
+    return figure
+
+
 def grid_picture(images, columns=8, scale=2):
     """A batch of grey images in [0, 1] as one grey PIL picture of a grid.
 

@@ -435,3 +435,85 @@ def test_gradient_penalty_inside_a_stateless_keras_step():
     norm = np.linalg.norm(np.asarray(trainable[0]))
     assert float(value) == pytest.approx((norm - 1) ** 2, rel=1e-4)  # a linear critic
     assert all(np.isfinite(np.asarray(g)).all() for g in grads)
+
+
+# Diffusion and flow matching --------------------------------------------------------
+
+_REGRESSION_LOSSES = [losses.denoising_loss, losses.flow_matching_loss]
+
+
+@pytest.mark.parametrize("loss", _REGRESSION_LOSSES)
+def test_regression_losses_by_hand(loss):
+    target = np.array([[1.0, -1.0, 2.0], [0.0, 3.0, -2.0]], "float32")
+    prediction = np.array([[0.0, 1.0, 2.0], [1.0, 3.0, 0.0]], "float32")
+    # squared errors 1, 4, 0 and 1, 0, 4: 10 over 6 entries
+    assert float(loss(target, prediction)) == pytest.approx(10 / 6, rel=1e-6)
+    assert float(loss(target, prediction)) == float(loss(prediction, target))
+    # The docstrings' examples, and integers are converted.
+    assert float(loss(np.array([[1, -1]]), np.array([[0, 0]]))) == 1.0
+    assert float(loss(np.array([[2.0, 0.0]], "float32"), np.zeros((1, 2), "float32"))) == 2.0
+
+
+@pytest.mark.parametrize("loss", _REGRESSION_LOSSES)
+def test_regression_losses_average_over_batch_and_every_axis(loss):
+    rng = np.random.default_rng(0)
+    target, prediction = rng.normal(size=(2, 3, 4, 4, 2)).astype("float32")
+    expected = np.mean((target.astype("float64") - prediction) ** 2)
+    assert float(loss(target, prediction)) == pytest.approx(expected, rel=1e-5)
+    # Not a sum: the loss of one example repeated is that example's loss.
+    once = float(loss(target[:1], prediction[:1]))
+    assert float(loss(np.repeat(target[:1], 5, 0), np.repeat(prediction[:1], 5, 0))) == (
+        pytest.approx(once, rel=1e-6))
+    compiled = jax.jit(loss)(target, prediction)
+    assert float(compiled) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", _REGRESSION_LOSSES)
+def test_regression_losses_are_zero_exactly_at_the_target(loss):
+    target = np.random.default_rng(1).normal(size=(4, 5)).astype("float32")
+    assert float(loss(target, target)) == 0.0
+    nudged = target.copy()
+    nudged[2, 3] += 0.5
+    assert float(loss(target, nudged)) == pytest.approx(0.25 / 20, rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", _REGRESSION_LOSSES)
+def test_regression_loss_gradient_is_twice_the_error_over_the_size(loss):
+    rng = np.random.default_rng(2)
+    target, prediction = rng.normal(size=(2, 3, 2, 2)).astype("float32")
+    grad = np.asarray(jax.grad(lambda p: loss(target, p))(prediction))
+    np.testing.assert_allclose(grad, 2 * (prediction - target) / target.size,
+                               rtol=1e-5, atol=1e-7)
+    at_target = np.asarray(jax.grad(lambda p: loss(target, p))(target))
+    np.testing.assert_array_equal(at_target, 0.0)  # a stationary point: the minimum
+
+
+def test_flow_matching_loss_against_a_constant_is_least_at_the_mean():
+    # For a constant prediction c: loss(c) = loss(mean) + (c - mean)^2 (per dimension),
+    # the sample version of E||v - c||^2 being least at c = E[v].
+    rng = np.random.default_rng(3)
+    target = rng.normal(size=(64, 1)).astype("float32") * 2 + 1
+    mean = float(target.mean())
+    best = float(losses.flow_matching_loss(target, np.full_like(target, mean)))
+    assert best == pytest.approx(float(np.var(target.astype("float64"))), rel=1e-5)
+    for offset in (-0.5, 0.1, 2.0):
+        shifted = float(losses.flow_matching_loss(target, np.full_like(target, mean + offset)))
+        assert shifted == pytest.approx(best + offset ** 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", _REGRESSION_LOSSES)
+@pytest.mark.parametrize("shapes", [((4, 3), (4, 1)), ((4, 1), (4,)), ((2, 4, 4, 1), (2, 4, 4)),
+                                    ((3, 2), (2, 3)), ((4, 3), (5, 3))])
+def test_regression_losses_refuse_mismatched_shapes_naming_both(loss, shapes):
+    a, b = (np.zeros(s, "float32") for s in shapes)
+    pattern = r".*".join(re_escape(str(s)) for s in shapes)
+    with pytest.raises(ValueError, match=pattern):
+        loss(a, b)
+
+
+@pytest.mark.parametrize("loss", _REGRESSION_LOSSES)
+def test_regression_losses_need_a_batch_axis_and_one_more(loss):
+    with pytest.raises(ValueError, match=r"rank >= 2.*\(3,\)"):
+        loss(np.zeros(3, "float32"), np.zeros(3, "float32"))
+    with pytest.raises(ValueError, match=r"rank >= 2.*\(\)"):
+        loss(np.float32(1.0), np.float32(0.0))

@@ -57,7 +57,7 @@ Example:
 (3, 28, 28, 1)
 """
 
-import functools
+import itertools
 import math
 import numbers
 
@@ -69,7 +69,7 @@ from keras import ops
 from companion import losses
 from companion.layers import Conv2DTranspose, GlorotUniform
 from companion.models._saving import config_with_networks, from_config_with_networks
-from companion._validation import check_choice, check_int, check_seed
+from companion._validation import check_choice, check_int, check_seed, derived_seed
 
 VALUE_RANGE = "symmetric"
 NUM_CLASSES = 10
@@ -149,12 +149,13 @@ class SinusoidalEmbedding(keras.layers.Layer):
 
 
 def _seeds(seed):
-    """An endless stream of kernel seeds from `seed` (None: unseeded)."""
+    """An endless stream of kernel seeds from `seed` (None: unseeded): the children
+    ``SeedSequence(seed).spawn(...)`` would give, made one at a time."""
     if seed is None:
-        while True:
-            yield None
-    for state in np.random.SeedSequence(check_seed(seed)).spawn(10 ** 6):
-        yield int(state.generate_state(1)[0])
+        yield from itertools.repeat(None)
+    seed = check_seed(seed)
+    for index in itertools.count():
+        yield int(np.random.SeedSequence(seed, spawn_key=(index,)).generate_state(1)[0])
 
 
 def _conditioning(t, label, num_classes, dim, seeds):
@@ -379,7 +380,7 @@ class FlowMatching(keras.Model):
         self.training_seed_generator = keras.random.SeedGenerator(
             seed, name="training_noise")
         self.seed_generator = keras.random.SeedGenerator(
-            None if seed is None else seed + 1, name="sampling_noise")
+            None if seed is None else derived_seed(self.seed, 1), name="sampling_noise")
         self.average_steps = keras.Variable(0.0, trainable=False, name="average_steps")
         self.network = network
         if average is None:
@@ -387,6 +388,11 @@ class FlowMatching(keras.Model):
             average.set_weights(network.get_weights())
         average.trainable = False
         self.average = average
+        # The average's variables (layer by layer) are the network's in the order
+        # of `network.variables`; `train_step` holds them trainable ones first.
+        held = [*network.trainable_variables, *network.non_trainable_variables]
+        self._held_index = [next(i for i, v in enumerate(held) if v is variable)
+                            for variable in network.variables]
         self._loss_tracker = keras.metrics.Mean(name="loss")
         self._samplers = {}
         self._check_variable_order()
@@ -464,22 +470,30 @@ class FlowMatching(keras.Model):
         target = x - noise
 
         def loss_of(weights):
-            velocity, _ = self.network.stateless_call(
+            velocity, state = self.network.stateless_call(
                 weights, network_state, [x_t, t, labels], training=True)
-            return losses.flow_matching_loss(target, velocity)
+            return losses.flow_matching_loss(target, velocity), state
 
-        loss, grads = jax.value_and_grad(loss_of)(trainable)
+        (loss, network_state), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
         trainable, optimizer_variables = self.optimizer.stateless_apply(
             optimizer_variables, grads, trainable)
 
         decay = ops.minimum(self.ema_momentum, (1.0 + steps) / (10.0 + steps))
-        average = [decay * a + (1.0 - decay) * w
-                   for a, w in zip(average, [*trainable, *network_state])]
+        held = [*trainable, *network_state]
+        average = [decay * a + (1.0 - decay) * held[i]
+                   for a, i in zip(average, self._held_index)]
         tracker = self._loss_tracker
         metric_variables = tracker.stateless_update_state(metric_variables, loss)
         logs = {"loss": tracker.stateless_result(metric_variables)}
         non_trainable = [steps + 1.0, training_seed, sampling_seed, *network_state, *average]
         return logs, (trainable, non_trainable, optimizer_variables, metric_variables)
+
+    def test_step(self, state, data):
+        raise NotImplementedError(
+            "FlowMatching has no validation loss (its loss depends on the noise and the "
+            "times drawn): do not pass `validation_data` to `fit` nor call `evaluate`; "
+            "measure samples instead (companion.pretrained.evaluate, or "
+            "companion.evaluation.sample_quality of model.sample(...)).")
 
     def _draw(self, seed_state, x, labels):
         """Noise, times and labels (some dropped) of a batch, and the seed's next state."""
@@ -497,11 +511,18 @@ class FlowMatching(keras.Model):
 
     def velocity(self, x, t, labels=None, guidance=1.0):
         """The averaged network's (guided) velocity at points `x`, times `t` (arrays)."""
-        x = ops.convert_to_tensor(np.asarray(x, "float32"))
+        x = self._check_noise(x, "x")
         t = ops.convert_to_tensor(np.broadcast_to(np.asarray(t, "float32"), x.shape[:1]))
         labels = self._check_labels(labels, x.shape[0])
         return np.asarray(self._guided_velocity(self._average_values(), x, t, labels,
-                                                float(guidance)))
+                                                _check_guidance(guidance)))
+
+    def _check_noise(self, x, name):
+        x = np.asarray(x, "float32")
+        if x.shape[1:] != self.data_shape or not len(x):
+            raise ValueError(f"`{name}` must have shape (N, "
+                             f"{', '.join(map(str, self.data_shape))}), N >= 1; got {x.shape}.")
+        return x
 
     def _average_values(self):
         return [v.value for v in self.average.variables]
@@ -529,7 +550,7 @@ class FlowMatching(keras.Model):
     def trajectory(self, noise, labels=None, guidance=DEFAULT_GUIDANCE,
                    steps=DEFAULT_STEPS, sampler="euler"):
         """The states of the integration from `noise` (t = 0): `(steps + 1, *noise.shape)`."""
-        noise = np.asarray(noise, "float32")
+        noise = self._check_noise(noise, "noise")
         return self._integrate(noise, labels, guidance, steps, sampler, keep_states=True)
 
     def _integrate(self, noise, labels, guidance, steps, sampler, keep_states):
@@ -785,7 +806,9 @@ def ddpm_schedule(steps=1000, beta_start=1e-4, beta_end=0.02):
     [0.9, 0.72, 0.504]
     """
     steps = check_int("steps", steps)
-    if not 0.0 < beta_start <= beta_end < 1.0:
+    numbers_given = all(isinstance(b, numbers.Real) and not isinstance(b, bool)
+                        for b in (beta_start, beta_end))
+    if not numbers_given or not 0.0 < beta_start <= beta_end < 1.0:
         raise ValueError("Need 0 < beta_start <= beta_end < 1; got "
                          f"beta_start={beta_start!r}, beta_end={beta_end!r}.")
     betas = np.linspace(beta_start, beta_end, steps)
@@ -798,11 +821,13 @@ def ddpm_elbo_weights(betas):
     With the reverse step ``p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I)``,
     ``sigma_t^2 = beta_t`` and the mean written through a noise prediction,
     ``mu_theta = (x_t - beta_t / sqrt(1 - abar_t) eps_theta) / sqrt(alpha_t)``,
-    each KL term of the ELBO (t >= 2) is a weighted squared error:
+    each KL term of the ELBO (t >= 2) is a weighted squared error plus a
+    constant ``c_t`` that does not depend on the network (the two Gaussians'
+    variances differ):
 
     ```
     KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t))
-        = beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t)) * || eps - eps_theta ||^2
+        = beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t)) * || eps - eps_theta ||^2 + c_t
     ```
 
     DDPM's simple loss drops this weight (sets it to 1): a reweighted ELBO.

@@ -34,6 +34,9 @@ ABSOLUTE = {"nll_nats": 0.05, "kid": 3.0, "kid_floor": 3.0, "kid_std": 1.0,
             "real_confidence": 0.02, "relative_confidence": 0.02}
 
 
+BUDGET_MINUTES = {"gan": 30, "vae": 30, "rnn": 30, "diffusion": 90}
+
+
 @pytest.mark.parametrize("name", pretrained.NAMES)
 def test_record_describes_its_checkpoint(name):
     record = pretrained.card(name)
@@ -46,7 +49,7 @@ def test_record_describes_its_checkpoint(name):
     assert record["checkpoint"]["sha256"] == pretrained.sha256(path)
     assert record["checkpoint"]["bytes"] == path.stat().st_size <= 8 * MEGABYTE
     training = record["training"]
-    assert training["seconds"] <= 30 * 60
+    assert training["seconds"] <= BUDGET_MINUTES[name] * 60
     assert training["epochs"] == record["preset"]["epochs"]
     assert training["selected_epoch"] in training["history"]["epoch"]
     assert len(training["history"]["loss"]) == training["epochs"]
@@ -72,13 +75,47 @@ def test_recorded_results_reproduce_from_the_checkpoint(name):
     else:
         assert again["nll_nats"] == pytest.approx(recorded["nll_nats"],
                                                   abs=ABSOLUTE["nll_nats"])
-    quality, now = recorded["sample_quality"], again["sample_quality"]
+    _assert_same_quality(recorded["sample_quality"], again["sample_quality"])
+    if name == "diffusion":
+        _assert_same_quality(recorded["unconditional"], again["unconditional"])
+        _assert_same_quality(recorded["guided"]["sample_quality"],
+                             again["guided"]["sample_quality"])
+        assert again["samples"] == recorded["samples"]
+        assert again["agreement"] == pytest.approx(recorded["agreement"], abs=AGREEMENT)
+        assert again["guided"]["agreement"] == pytest.approx(recorded["guided"]["agreement"],
+                                                             abs=AGREEMENT)
+
+
+AGREEMENT = 0.02  # the share of samples the classifier reads as their label
+
+
+def _assert_same_quality(quality, now):
     assert set(now) == set(quality) == set(RELATIVE) | set(ABSOLUTE) - {"nll_nats"}
     for key in now:
         if key in RELATIVE:
             assert now[key] == pytest.approx(quality[key], rel=RELATIVE[key]), key
         else:
             assert now[key] == pytest.approx(quality[key], abs=ABSOLUTE[key]), key
+
+
+def test_the_diffusion_sweeps_agree_with_the_evaluation():
+    """The sweeps' default settings are the evaluation's samples: the same figures."""
+    record = pretrained.card("diffusion")
+    evaluation, sweeps = record["evaluation"], record["sweeps"]
+    steps = {(row["sampler"], row["steps"]): row for row in sweeps["steps"]}
+    assert sorted(steps) == sorted((sampler, count) for sampler, counts
+                                   in pretrained.STEPS_SWEEP.items() for count in counts)
+    assert steps[("euler", 20)]["frechet"] == pytest.approx(
+        evaluation["sample_quality"]["frechet"], rel=1e-9)
+    scales = {row["guidance"]: row for row in sweeps["guidance"]}
+    assert tuple(scales) == pretrained.GUIDANCE_SWEEP
+    assert scales[1.0]["agreement"] == evaluation["agreement"]
+    assert scales[1.0]["frechet"] == pytest.approx(evaluation["sample_quality"]["frechet"],
+                                                   rel=1e-9)
+    guided = evaluation["guided"]
+    assert scales[guided["guidance"]]["agreement"] == guided["agreement"]
+    assert all(row["network_calls"] == row["steps"] * (2 if row["sampler"] == "heun" else 1)
+               for row in sweeps["steps"])
 
 
 @pytest.mark.slow
@@ -105,8 +142,8 @@ def test_a_checkpoint_whose_checksum_differs_is_refused(tmp_path):
 
 
 def test_unknown_names_and_preset_entries_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="`name`.*'diffusion'"):
-        pretrained.card("diffusion")
+    with pytest.raises(ValueError, match="`name`.*'flow'"):
+        pretrained.card("flow")
     with pytest.raises(ValueError, match="'widht' is not an entry of gan's LONG_CONFIG"):
         pretrained.pretrain("gan", out=tmp_path, epochs=1, widht=4)
     with pytest.raises(checkpoint.CheckpointError):
@@ -149,3 +186,37 @@ def test_pretrain_command_line_writes_both_files_and_reevaluates(tmp_path, capsy
     again = pretrained.card("rnn", folder=tmp_path)
     assert again["training"] == record["training"]
     assert again["evaluation"]["nll_nats"] == pytest.approx(record["evaluation"]["nll_nats"])
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
+    """--stop-after saves the run; --resume ends where an uninterrupted run ends."""
+    settings = dict(epochs=3, limit=64, verbose=0, units=8, check_every=1)
+    assert pretrained.pretrain("rnn", out=tmp_path / "parts", stop_after=2, **settings) is None
+    saved = checkpoint.read_json(tmp_path / "parts" / "rnn.resume" / "state.json")
+    assert saved["epoch"] == 2 and saved["sessions"] == 1
+    with pytest.raises(ValueError, match="run without --resume"):
+        pretrained.pretrain("rnn", out=tmp_path / "parts", resume=True,
+                            **dict(settings, units=16))
+    resumed = pretrained.pretrain("rnn", out=tmp_path / "parts", resume=True, **settings)
+    whole = pretrained.pretrain("rnn", out=tmp_path / "whole", **settings)
+    assert resumed["training"]["sessions"] == 2 and whole["training"]["sessions"] == 1
+    for key in ("loss", "validation", "epoch"):
+        assert resumed["training"]["history"][key] == whole["training"]["history"][key]
+    assert resumed["checkpoint"]["sha256"] != ""  # written, and the saved run removed
+    assert not (tmp_path / "parts" / "rnn.resume").exists()
+    assert resumed["evaluation"]["nll_nats"] == whole["evaluation"]["nll_nats"]
+
+
+@pytest.mark.slow
+def test_pretrain_diffusion_end_to_end_on_one_short_epoch(tmp_path):
+    record = pretrained.pretrain("diffusion", out=tmp_path, epochs=1, limit=64, verbose=0,
+                                 width=8)
+    assert record["training"]["validation_metric"].startswith("Fréchet distance")
+    evaluation = record["evaluation"]
+    assert evaluation["nll_nats"] is None and 0 <= evaluation["agreement"] <= 1
+    assert set(evaluation) >= {"unconditional", "guided", "samples"}
+    assert [row["guidance"] for row in record["sweeps"]["guidance"]] == list(
+        pretrained.GUIDANCE_SWEEP)
+    model = pretrained.load("diffusion", folder=tmp_path)
+    assert evaluation["parameters"] == sum(int(np.prod(w.shape))
+                                           for w in model.network.trainable_weights)

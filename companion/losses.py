@@ -664,7 +664,7 @@ def _mean_squared_error(target, prediction, names):
 def denoising_loss(noise, predicted_noise):
     """DDPM's simple loss: the mean squared error of the predicted noise.
 
-    For ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` the network
+    For ``x_t = sqrt(lambda_t) x_0 + sqrt(1 - lambda_t) eps`` the network
     ``eps_theta(x_t, t)`` predicts the noise ``eps`` that was added (Ho et al.
     2020):
 

@@ -264,23 +264,23 @@ def test_mixture_velocity_minimises_the_flow_matching_loss():
 
 
 def test_ddpm_schedule_by_hand_and_the_default():
-    betas, alpha_bars = diffusion.ddpm_schedule(3, 0.1, 0.3)
-    np.testing.assert_allclose(betas, [0.1, 0.2, 0.3], rtol=1e-12)
-    np.testing.assert_allclose(alpha_bars, [0.9, 0.9 * 0.8, 0.9 * 0.8 * 0.7], rtol=1e-12)
-    betas, alpha_bars = diffusion.ddpm_schedule()
-    assert betas.shape == alpha_bars.shape == (1000,) and betas.dtype == np.float64
-    assert (betas[0], betas[-1]) == (1e-4, 0.02)
+    deltas, lambdas = diffusion.ddpm_schedule(3, 0.1, 0.3)
+    np.testing.assert_allclose(deltas, [0.1, 0.2, 0.3], rtol=1e-12)
+    np.testing.assert_allclose(lambdas, [0.9, 0.9 * 0.8, 0.9 * 0.8 * 0.7], rtol=1e-12)
+    deltas, lambdas = diffusion.ddpm_schedule()
+    assert deltas.shape == lambdas.shape == (1000,) and deltas.dtype == np.float64
+    assert (deltas[0], deltas[-1]) == (1e-4, 0.02)
     for index in (0, 1, 499, 999):
-        assert alpha_bars[index] == pytest.approx(np.prod(1.0 - betas[:index + 1]), rel=1e-12)
-    assert np.all(np.diff(alpha_bars) < 0) and 0 < alpha_bars[-1] < 1e-4  # ~4e-5
+        assert lambdas[index] == pytest.approx(np.prod(1.0 - deltas[:index + 1]), rel=1e-12)
+    assert np.all(np.diff(lambdas) < 0) and 0 < lambdas[-1] < 1e-4  # ~4e-5
     assert diffusion.ddpm_schedule(1, 0.1, 0.2)[0].tolist() == [0.1]
 
 
 @pytest.mark.parametrize("kwargs, name", [
     ({"steps": 0}, "steps"), ({"steps": 2.5}, "steps"), ({"steps": True}, "steps"),
-    ({"beta_start": 0.0}, "beta_start"), ({"beta_start": -0.1}, "beta_start"),
-    ({"beta_start": 0.3, "beta_end": 0.2}, "beta_end"), ({"beta_end": 1.0}, "beta_end"),
-    ({"beta_end": float("nan")}, "beta_end"),
+    ({"delta_start": 0.0}, "delta_start"), ({"delta_start": -0.1}, "delta_start"),
+    ({"delta_start": 0.3, "delta_end": 0.2}, "delta_end"), ({"delta_end": 1.0}, "delta_end"),
+    ({"delta_end": float("nan")}, "delta_end"),
 ])
 def test_ddpm_schedule_refuses_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -294,34 +294,34 @@ def _gaussian_kl(mean_q, var_q, mean_p, var_p):
 
 
 def test_ddpm_elbo_weights_by_hand():
-    # t = 1: 1 - abar_1 = beta_1, so the weight is 1 / (2 alpha_1).
+    # t = 1: 1 - lambda_1 = delta_1, so the weight is 1 / (2 (1 - delta_1)).
     weights = diffusion.ddpm_elbo_weights([0.1, 0.2])
     np.testing.assert_allclose(weights, [1 / 1.8, 0.04 / (2 * 0.2 * 0.8 * 0.28)], rtol=1e-12)
 
 
 def test_ddpm_elbo_weights_turn_the_squared_noise_error_into_the_kl():
-    betas, alpha_bars = diffusion.ddpm_schedule(50, 1e-3, 0.2)
-    weights = diffusion.ddpm_elbo_weights(betas)
+    deltas, lambdas = diffusion.ddpm_schedule(50, 1e-3, 0.2)
+    weights = diffusion.ddpm_elbo_weights(deltas)
     assert weights.shape == (50,)
     rng = np.random.default_rng(7)
     for index in (1, 2, 10, 30, 49):  # t = index + 1 >= 2
-        beta, alpha_bar, previous = betas[index], alpha_bars[index], alpha_bars[index - 1]
+        delta, lam, previous = deltas[index], lambdas[index], lambdas[index - 1]
         x0, eps, guess = rng.normal(size=(3, 8))
-        x_t = math.sqrt(alpha_bar) * x0 + math.sqrt(1 - alpha_bar) * eps
+        x_t = math.sqrt(lam) * x0 + math.sqrt(1 - lam) * eps
         # The forward posterior q(x_{t-1} | x_t, x_0), written with x_0 (Ho et al. eq. 7).
-        mean_q = (math.sqrt(previous) * beta / (1 - alpha_bar) * x0
-                  + math.sqrt(1 - beta) * (1 - previous) / (1 - alpha_bar) * x_t)
-        var_q = (1 - previous) / (1 - alpha_bar) * beta
+        mean_q = (math.sqrt(previous) * delta / (1 - lam) * x0
+                  + math.sqrt(1 - delta) * (1 - previous) / (1 - lam) * x_t)
+        var_q = (1 - previous) / (1 - lam) * delta
 
         def mean_p(noise):  # the reverse step's mean from a noise prediction
-            return (x_t - beta / math.sqrt(1 - alpha_bar) * noise) / math.sqrt(1 - beta)
+            return (x_t - delta / math.sqrt(1 - lam) * noise) / math.sqrt(1 - delta)
 
-        exact = _gaussian_kl(mean_q, var_q, mean_p(guess), beta)
-        # The KL is the weighted error plus a constant (the variance mismatch
-        # sigma_t^2 = beta_t vs beta~_t), the KL at a perfect prediction.
-        constant = _gaussian_kl(mean_q, var_q, mean_p(eps), beta)
+        exact = _gaussian_kl(mean_q, var_q, mean_p(guess), delta)
+        # The KL is nu_t times the error plus a constant zeta_t (the variance mismatch
+        # sigma_t^2 = delta_t vs delta~_t), the KL at a perfect prediction.
+        constant = _gaussian_kl(mean_q, var_q, mean_p(eps), delta)
         assert constant == pytest.approx(
-            0.5 * 8 * (var_q / beta - 1 - math.log(var_q / beta)), rel=1e-9)
+            0.5 * 8 * (var_q / delta - 1 - math.log(var_q / delta)), rel=1e-9)
         assert (exact - constant) / np.sum((eps - guess) ** 2) == pytest.approx(
             weights[index], rel=1e-9)
 

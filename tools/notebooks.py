@@ -95,7 +95,7 @@ IGNORE_OUTPUT = "nbval-ignore-output"
 CLAIM_CALL = re.compile(r'(reproduces\(\s*"(?P<name>[^"]+)".*?stored=)(?P<stored>[^,)\s]+)', re.S)
 REPRODUCES = re.compile(r"\breproduces\(")
 # Chapters about one model family: each must include the package's live source.
-MODEL_CHAPTERS = ("02_gan", "03_vae", "04_rnn")
+MODEL_CHAPTERS = ("02_gan", "03_vae", "04_rnn", "08_diffusion")
 CHAPTER = re.compile(r"^\d\d_\w+$")
 OBJECTIVES = re.compile(r"^#+\s+What you will learn\s*$", re.M)
 EXERCISE = re.compile(r"^\s*(`{3,}|:{3,})\{exercise\}", re.M)

@@ -42,8 +42,9 @@ This module holds
   with Euler or Heun integration compiled to one JAX function;
 - the path's algebra and the exact velocity of a mixture of Gaussians
   (:func:`mixture_velocity`), which the theory page checks the losses against;
-- DDPM's noise schedule (:func:`ddpm_schedule`) and the weights that make its
-  simple loss a reweighted ELBO (:func:`ddpm_elbo_weights`);
+- DDPM's noise schedule, the variances ``delta_t`` and their cumulative
+  products ``lambda_t`` (:func:`ddpm_schedule`), and the weights ``nu_t`` that
+  make its simple loss a reweighted ELBO (:func:`ddpm_elbo_weights`);
 - :func:`make_model` and :data:`BOOK_CONFIG`.
 
 Images are in [-1, 1] for training (:data:`VALUE_RANGE`); ``sample`` returns
@@ -788,59 +789,64 @@ def mixture_velocity(x_t, t, means, std):
 # DDPM ------------------------------------------------------------------------------
 
 
-def ddpm_schedule(steps=1000, beta_start=1e-4, beta_end=0.02):
+def ddpm_schedule(steps=1000, delta_start=1e-4, delta_end=0.02):
     """DDPM's linear noise schedule (Ho et al. 2020) and its cumulative products.
 
+    Step ``t`` adds noise of variance ``delta_t``; after ``t`` steps the image
+    is scaled by ``sqrt(lambda_t)`` (Ho et al. write ``beta_t`` and
+    ``abar_t``; the book keeps ``beta`` for the VAE's KL weight):
+
     ```
-    q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I)
-    q(x_t | x_0)     = N(sqrt(abar_t) x_0, (1 - abar_t) I),  abar_t = prod_{s<=t} (1 - beta_s)
+    q(x_t | x_{t-1}) = N(sqrt(1 - delta_t) x_{t-1}, delta_t I)
+    q(x_t | x_0)     = N(sqrt(lambda_t) x_0, (1 - lambda_t) I)
+    lambda_t         = prod_{s<=t} (1 - delta_s)
     ```
 
     Returns:
-        ``(betas, alpha_bars)``, float64 arrays of length `steps` (index ``t - 1``).
+        ``(deltas, lambdas)``, float64 arrays of length `steps` (index ``t - 1``).
 
     Example:
 
-    >>> betas, alpha_bars = ddpm_schedule(3, 0.1, 0.3)
-    >>> [round(float(a), 4) for a in alpha_bars]
+    >>> deltas, lambdas = ddpm_schedule(3, 0.1, 0.3)
+    >>> [round(float(a), 4) for a in lambdas]
     [0.9, 0.72, 0.504]
     """
     steps = check_int("steps", steps)
-    numbers_given = all(isinstance(b, numbers.Real) and not isinstance(b, bool)
-                        for b in (beta_start, beta_end))
-    if not numbers_given or not 0.0 < beta_start <= beta_end < 1.0:
-        raise ValueError("Need 0 < beta_start <= beta_end < 1; got "
-                         f"beta_start={beta_start!r}, beta_end={beta_end!r}.")
-    betas = np.linspace(beta_start, beta_end, steps)
-    return betas, np.cumprod(1.0 - betas)
+    numbers_given = all(isinstance(d, numbers.Real) and not isinstance(d, bool)
+                        for d in (delta_start, delta_end))
+    if not numbers_given or not 0.0 < delta_start <= delta_end < 1.0:
+        raise ValueError("Need 0 < delta_start <= delta_end < 1; got "
+                         f"delta_start={delta_start!r}, delta_end={delta_end!r}.")
+    deltas = np.linspace(delta_start, delta_end, steps)
+    return deltas, np.cumprod(1.0 - deltas)
 
 
-def ddpm_elbo_weights(betas):
-    """The weights that turn DDPM's simple loss into its ELBO's KL terms.
+def ddpm_elbo_weights(deltas):
+    """The weights ``nu_t`` that turn DDPM's simple loss into its ELBO's KL terms.
 
     With the reverse step ``p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I)``,
-    ``sigma_t^2 = beta_t`` and the mean written through a noise prediction,
-    ``mu_theta = (x_t - beta_t / sqrt(1 - abar_t) eps_theta) / sqrt(alpha_t)``,
+    ``sigma_t^2 = delta_t`` and the mean written through a noise prediction,
+    ``mu_theta = (x_t - delta_t / sqrt(1 - lambda_t) eps_theta) / sqrt(1 - delta_t)``,
     each KL term of the ELBO (t >= 2) is a weighted squared error plus a
-    constant ``c_t`` that does not depend on the network (the two Gaussians'
+    constant ``zeta_t`` that does not depend on the network (the two Gaussians'
     variances differ):
 
     ```
     KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t))
-        = beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t)) * || eps - eps_theta ||^2 + c_t
+        = nu_t * || eps - eps_theta ||^2 + zeta_t,
+    nu_t = delta_t^2 / (2 sigma_t^2 (1 - delta_t) (1 - lambda_t))
     ```
 
-    DDPM's simple loss drops this weight (sets it to 1): a reweighted ELBO.
+    DDPM's simple loss drops this weight (sets ``nu_t`` to 1): a reweighted ELBO.
 
     Returns:
-        float64 weights, one for each ``t`` (``betas``' order).
+        float64 weights ``nu_t``, one for each ``t`` (``deltas``' order).
 
     Example:
 
     >>> round(float(ddpm_elbo_weights(np.array([0.1, 0.2]))[1]), 4)
     0.4464
     """
-    betas = np.asarray(betas, "float64")
-    alphas = 1.0 - betas
-    alpha_bars = np.cumprod(alphas)
-    return betas ** 2 / (2.0 * betas * alphas * (1.0 - alpha_bars))
+    deltas = np.asarray(deltas, "float64")
+    lambdas = np.cumprod(1.0 - deltas)
+    return deltas ** 2 / (2.0 * deltas * (1.0 - deltas) * (1.0 - lambdas))

@@ -183,25 +183,37 @@ def sampling_steps(rows, floor=None):
     """
     plt = _pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for sampler in dict.fromkeys(row["sampler"] for row in rows):
+    for index, sampler in enumerate(dict.fromkeys(row["sampler"] for row in rows)):
         own = [row for row in rows if row["sampler"] == sampler]
-        calls = [row["network_calls"] for row in own]
-        left.plot(calls, [row["frechet"] for row in own], marker="o", label=sampler)
+        calls, colour = [row["network_calls"] for row in own], f"C{index}"
+        left.plot(calls, [row["frechet"] for row in own], marker="o", color=colour,
+                  label=sampler)
         right.plot(calls, [row["seconds_per_1000"] for row in own], marker="o",
-                   label=f"{sampler}, guidance 1")
+                   color=colour, label=f"{sampler}, guidance 1")
         if "guided_seconds_per_1000" in own[0]:
             right.plot(calls, [row["guided_seconds_per_1000"] for row in own], marker="s",
-                       linestyle="--", label=f"{sampler}, guided (doubled batch)")
+                       color=colour, linestyle="--", label=f"{sampler}, guided (doubled batch)")
     if floor is not None:
         left.axhline(floor, color="grey", linestyle=":", label="real digits (floor)")
-    left.set_ylabel("Fréchet distance")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    left.set_ylabel("Fréchet distance (log scale)")
     left.set_yscale("log")
     right.set_ylabel("seconds per 1,000 samples")
+    every_count = sorted({row["network_calls"] for row in rows})
     for axis in (left, right):
         axis.set_xscale("log")
+        axis.set_xticks(every_count)
+        axis.xaxis.set_major_formatter(ScalarFormatter())
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel("network calls a sample (steps; Heun: 2 a step)")
-        axis.grid(alpha=0.3, which="both")
+        axis.grid(alpha=0.3)
         axis.legend()
+    left.set_yticks([tick for tick in (2, 3, 5, 10, 20, 50, 100)
+                     if min(row["frechet"] for row in rows) / 2 <= tick
+                     <= 2 * max(row["frechet"] for row in rows)])
+    left.yaxis.set_major_formatter(ScalarFormatter())
+    left.yaxis.set_minor_formatter(NullFormatter())
     figure.tight_layout()
     return figure
 

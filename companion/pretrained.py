@@ -193,6 +193,7 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, resume=False,
         "package": _package(),
         "machine": _machine(),
         "training": {"seconds": run.seconds(), "sessions": run.sessions,
+                     "machines": run.machines,
                      "epochs": config["epochs"], "selected_epoch": selected,
                      "validation_metric": _SCORE[name], "history": history},
     }, final)
@@ -225,6 +226,7 @@ class _Run:
         self.folder, self.config = pathlib.Path(folder), config
         self.saved = None
         self.sessions, self._before, self._started = 1, 0.0, time.perf_counter()
+        self.machines = [_machine()]  # one a session: a run may move
         if resume and (self.folder / "state.json").exists():
             self.saved = checkpoint.read_json(self.folder / "state.json")
             if self.saved["preset"] != config:
@@ -234,6 +236,7 @@ class _Run:
                     "start again, or with the same preset to continue it.")
             self.sessions = self.saved["sessions"] + 1
             self._before = self.saved["seconds"]
+            self.machines = self.saved["machines"] + self.machines
 
     def seconds(self):
         """Seconds of training over every session of the run so far."""
@@ -259,7 +262,7 @@ class _Run:
         checkpoint.write_json(self.folder / "state.json", {
             "preset": self.config, "epoch": history["epoch"][-1], "history": history,
             "best_epoch": best[0], "best_score": best[1], "seconds": self.seconds(),
-            "sessions": self.sessions})
+            "sessions": self.sessions, "machines": self.machines})
 
     def remove(self):
         for path in self.folder.glob("*"):

@@ -672,9 +672,9 @@ def denoising_loss(noise, predicted_noise):
     loss = mean over batch and dimensions of (eps_theta - eps)^2
     ```
 
-    Each ELBO term is this squared error times a weight that depends on t
-    only (:func:`companion.models.diffusion.ddpm_elbo_weights`); the simple
-    loss sets every weight to 1.
+    Each KL term of the ELBO is this squared error times a weight that
+    depends on t only (:func:`companion.models.diffusion.ddpm_elbo_weights`),
+    plus a constant; the simple loss sets every weight to 1.
 
     Args:
         noise: the noise that was added, `(B, ...)`.

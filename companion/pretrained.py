@@ -539,8 +539,9 @@ def evaluate(name, model=None):
     k = 200 for the VAE, exact for the RNN.
 
     The diffusion model is class-conditional: its samples are 100 of each
-    digit drawn from the conditional model (guidance 1), the label drawn
-    first, as the data's labels are about equally frequent. Its report also
+    digit requested from the conditional model (guidance 1), the way a
+    class-conditional model draws digits (the test digits are about equally
+    frequent). Its report also
     has ``agreement`` (how often the reference classifier reads the
     requested digit), ``unconditional`` (the quality of 1,000 samples
     without a label) and ``guided`` (:func:`guided_quality` at the default

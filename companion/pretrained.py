@@ -25,7 +25,7 @@ Example:
 
 >>> from companion import pretrained
 >>> pretrained.NAMES
-('gan', 'vae', 'rnn')
+('gan', 'vae', 'rnn', 'diffusion')
 >>> pretrained.card("rnn")["preset"] == pretrained.preset("rnn")
 True
 """

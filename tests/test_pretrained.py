@@ -208,15 +208,19 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
 
 
 @pytest.mark.slow
-def test_pretrain_diffusion_end_to_end_on_one_short_epoch(tmp_path):
+def test_pretrain_diffusion_end_to_end_on_one_short_epoch(tmp_path, monkeypatch):
+    # Two points of each sweep instead of fourteen: the sweeps' code, not their cost.
+    monkeypatch.setattr(pretrained, "STEPS_SWEEP", {"euler": (2,), "heun": (2,)})
+    monkeypatch.setattr(pretrained, "GUIDANCE_SWEEP", (1.0, 2.0))
     record = pretrained.pretrain("diffusion", out=tmp_path, epochs=1, limit=64, verbose=0,
                                  width=8)
     assert record["training"]["validation_metric"].startswith("Fréchet distance")
     evaluation = record["evaluation"]
     assert evaluation["nll_nats"] is None and 0 <= evaluation["agreement"] <= 1
     assert set(evaluation) >= {"unconditional", "guided", "samples"}
-    assert [row["guidance"] for row in record["sweeps"]["guidance"]] == list(
-        pretrained.GUIDANCE_SWEEP)
+    assert [row["guidance"] for row in record["sweeps"]["guidance"]] == [1.0, 2.0]
+    assert [(row["sampler"], row["steps"]) for row in record["sweeps"]["steps"]] == [
+        ("euler", 2), ("heun", 2)]
     model = pretrained.load("diffusion", folder=tmp_path)
     assert evaluation["parameters"] == sum(int(np.prod(w.shape))
                                            for w in model.network.trainable_weights)

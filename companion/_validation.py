@@ -1,6 +1,7 @@
 """Argument checks shared by the package: every error names the argument,
 the value it got and what is allowed."""
 
+import math
 import numbers
 import reprlib
 
@@ -22,6 +23,18 @@ def check_int(name, value, minimum=1):
     if value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value}.")
     return int(value)
+
+
+def check_non_negative(name, value):
+    """`value` as a float if it is a finite real number >= 0; `ValueError` otherwise.
+
+    >>> check_non_negative("beta", 2)
+    2.0
+    """
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0 <= value < math.inf):
+        raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}.")
+    return float(value)
 
 
 def check_images(images, name="images", shape=None, value_range=(0.0, 1.0)):

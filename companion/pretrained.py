@@ -36,6 +36,7 @@ import importlib
 import os
 import pathlib
 import platform
+import shutil
 import subprocess
 import time
 
@@ -127,8 +128,8 @@ def pretrain(name, out=FOLDER, epochs=None, limit=None, verbose=1, resume=False,
     last, the validation score is measured and the weights of the best epoch
     so far are kept. A GAN preset with ``ema_momentum`` samples, validates
     and ships the moving average of the generator's weights
-    (:class:`companion.training.WeightAverage`); the diffusion model keeps
-    its own average. The model saved is the best one, without optimiser
+    (:class:`companion.training.WeightAverage`); a model whose builder
+    takes ``ema_momentum`` (the diffusion model) keeps its own average. The model saved is the best one, without optimiser
     state; the record holds both curves and the evaluation on the test
     digits (:func:`evaluate`).
 
@@ -265,10 +266,7 @@ class _Run:
             "sessions": self.sessions, "machines": self.machines})
 
     def remove(self):
-        for path in self.folder.glob("*"):
-            path.unlink()
-        if self.folder.exists():
-            self.folder.rmdir()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _save_arrays(path, arrays):
@@ -294,7 +292,8 @@ def _train(name, config, train, validation, verbose, run, stop_after=None):
     else:
         model, history, best = restored
     average = None
-    if name == "gan" and config.get("ema_momentum"):
+    if config.get("ema_momentum") and "ema_momentum" not in _ARGUMENTS[name]:
+        # A model that does not average its own weights (the GAN): average the generator's.
         from companion.training import WeightAverage
 
         average = WeightAverage(model.generator, config["ema_momentum"])

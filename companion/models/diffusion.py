@@ -70,7 +70,8 @@ from keras import ops
 from companion import losses
 from companion.layers import Conv2DTranspose, GlorotUniform
 from companion.models._saving import config_with_networks, from_config_with_networks
-from companion._validation import check_choice, check_int, check_seed, derived_seed
+from companion._validation import (check_choice, check_int, check_non_negative, check_seed,
+                                   derived_seed)
 
 VALUE_RANGE = "symmetric"
 NUM_CLASSES = 10
@@ -516,7 +517,7 @@ class FlowMatching(keras.Model):
         t = ops.convert_to_tensor(np.broadcast_to(np.asarray(t, "float32"), x.shape[:1]))
         labels = self._check_labels(labels, x.shape[0])
         return np.asarray(self._guided_velocity(self._average_values(), x, t, labels,
-                                                _check_guidance(guidance)))
+                                                check_non_negative("guidance", guidance)))
 
     def _check_noise(self, x, name):
         x = np.asarray(x, "float32")
@@ -556,7 +557,7 @@ class FlowMatching(keras.Model):
 
     def _integrate(self, noise, labels, guidance, steps, sampler, keep_states):
         labels = self._check_labels(labels, len(noise))
-        guidance = _check_guidance(guidance)
+        guidance = check_non_negative("guidance", guidance)
         mode = "none" if labels is None else "conditional" if guidance == 1.0 else "guided"
         run = self._sampler(check_int("steps", steps),
                             check_choice("sampler", sampler, SAMPLERS), mode, keep_states)
@@ -663,13 +664,6 @@ def _check_unit(name, value, closed):
     if not inside:
         raise ValueError(f"`{name}` must be in [0, 1{']' if closed else ')'}; got {value!r}.")
     return float(value)
-
-
-def _check_guidance(guidance):
-    if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) \
-            or not 0.0 <= guidance < math.inf:
-        raise ValueError(f"`guidance` must be a finite number >= 0; got {guidance!r}.")
-    return float(guidance)
 
 
 def make_model(image_shape=(28, 28, 1), width=BOOK_CONFIG["width"],

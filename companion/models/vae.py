@@ -37,8 +37,6 @@ Example:
 (3, 28, 28, 1)
 """
 
-import math
-import numbers
 
 import jax
 import keras
@@ -50,8 +48,9 @@ from companion import evaluation, inference, losses
 from companion.layers import Conv2DTranspose, GlorotUniform
 from companion.models._saving import config_with_networks, from_config_with_networks
 from companion.training import EveryEpochs
-from companion._validation import (check_fit_data, check_image_shape,
-                                   check_images, check_int, check_seed, derived_seed)
+from companion._validation import (check_fit_data, check_image_shape, check_images,
+                                   check_int, check_non_negative, check_seed,
+                                   derived_seed)
 
 VALUE_RANGE = "binary"
 
@@ -87,13 +86,6 @@ collapsed dimensions uses it."""
 
 _BLOCK = 16384
 """Codes (images x importance samples) :meth:`VAE.log_weights` holds in memory at once."""
-
-
-def _check_beta(beta, name="beta"):
-    if (isinstance(beta, bool) or not isinstance(beta, numbers.Real)
-            or not 0 <= beta < math.inf):
-        raise ValueError(f"`{name}` must be a finite number >= 0; got {beta!r}.")
-    return float(beta)
 
 
 def _kernel_initializers(seed, count, network):
@@ -374,7 +366,7 @@ class VAE(keras.Model):
 
     def __init__(self, encoder, decoder, beta=1.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.beta = _check_beta(beta)
+        self.beta = check_non_negative("beta", beta)
         self.encoder = encoder
         self.decoder = decoder
         self.seed = check_seed(seed)
@@ -857,7 +849,7 @@ class KLWarmup(keras.callbacks.Callback):
     def __init__(self, epochs, beta=None):
         super().__init__()
         self.epochs = check_int("epochs", epochs)
-        self.beta = None if beta is None else _check_beta(beta)
+        self.beta = None if beta is None else check_non_negative("beta", beta)
         self.weights = []
 
     def weight_at(self, epoch, beta):

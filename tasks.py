@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The project's commands. Each makes (or reuses) `.venv` and installs what it needs.
 
-    python3 tasks.py build     # render the book from stored outputs into _build/html
+    python3 tasks.py build     # render the book from stored outputs into _build/html:
+                               # English at the root, the Chinese edition under zh/
+    python3 tasks.py translations  # after editing a page: merge its new English text into
+                               # locales/zh_CN (changed messages become fuzzy)
     python3 tasks.py test      # unit tests, nbval over every notebook, strict book build,
                                # then the quick unit tests at the minimum versions
     python3 tasks.py layout [NOTEBOOK ...]  # nbval under another thread layout (taskset -c 0)
@@ -51,8 +54,6 @@ QUICK = ("-m", "not slow")
 # compilation overlaps the other's training.
 PARALLEL = ("-n", "2", "--dist", "loadfile")
 NBVAL = ("--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg")
-# `python -m jupyter_book` does nothing in Jupyter Book 1.x: call its CLI entry point.
-JUPYTER_BOOK = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
 
 
 def _fingerprint(*paths, extra=""):
@@ -129,8 +130,16 @@ def run(*args):
 
 
 def build():
-    """Render the book from the notebooks' stored outputs (no execution)."""
-    return run(PYTHON, "-c", JUPYTER_BOOK, "build", ".", "--path-output", ".")
+    """Render both editions from the notebooks' stored outputs (no execution).
+
+    English in `_build/html`, Chinese in `_build/html/zh` (`tools/editions.py`).
+    """
+    return run(PYTHON, "tools/editions.py")
+
+
+def translations():
+    """Merge the pages' current English messages into the Chinese catalogues."""
+    return run(PYTHON, "tools/translations.py", "update")
 
 
 def copy_book(destination):
@@ -220,7 +229,7 @@ def sync():
     return run(PYTHON, "tools/notebooks.py", "sync")
 
 
-COMMANDS = {"build": build, "test": test, "layout": layout, "quick": quick,
+COMMANDS = {"build": build, "translations": translations, "test": test, "layout": layout, "quick": quick,
             "minimum": minimum,
             "constraints": constraints, "execute": execute, "sync": sync}
 

@@ -1,32 +1,28 @@
-"""The book builds from stored outputs with warnings as errors (-W -n).
+"""Both editions of the book build from stored outputs with warnings as errors (-W -n).
 
 The build runs once a session: `build_book` keeps it, and the browser test
 (`test_site.py`) and the launch-button test (`test_colab.py`) read the same pages.
+The site holds the English edition at its root and the Chinese one under zh/.
 """
 
 import pathlib
-import subprocess
 import sys
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# `python -m jupyter_book` does nothing in Jupyter Book 1.x: call its CLI entry point.
-JUPYTER_BOOK = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
+sys.path.insert(0, str(ROOT / "tools"))
+import editions  # noqa: E402
+
 _BUILDS = {}
 
 
 def build_book(tmp_path_factory):
-    """Build the book (-W -n) once a session; return (returncode, log, html folder)."""
+    """Build the site (-W -n) once a session; return (returncode, log, html folder)."""
     if "book" not in _BUILDS:
         output = tmp_path_factory.mktemp("book")
-        result = subprocess.run(
-            [sys.executable, "-c", JUPYTER_BOOK, "build", str(ROOT),
-             "--path-output", str(output), "-W", "-n", "--keep-going"],
-            capture_output=True, text=True, cwd=ROOT,
-        )
-        html = output / "_build" / "html"
-        _BUILDS["book"] = (result.returncode, result.stdout + result.stderr, html)
+        returncode, log = editions.build(output, strict=True)
+        _BUILDS["book"] = (returncode, log, output / "_build" / "html")
     return _BUILDS["book"]
 
 
@@ -41,6 +37,19 @@ def test_book_builds_without_warnings(book):
     assert returncode == 0, log[-6000:]
     assert (html / "index.html").exists()
     assert (html / "book" / "01_background" / "data.html").exists()
+    assert (html / "zh" / "book" / "01_background" / "data.html").exists()
+
+
+@pytest.mark.slow
+def test_the_chinese_edition_is_in_chinese(book):
+    """The Chinese pages are translated: language, title and text; code stays as it is."""
+    _, log, html = book
+    page = (html / "zh" / "book" / "02_gan" / "theory.html").read_text()
+    assert '<html lang="zh-CN"' in page
+    assert editions.CHINESE["title"] in page
+    assert "判别器" in page and "生成器" in page
+    english = (html / "book" / "02_gan" / "theory.html").read_text()
+    assert '<html lang="en"' in english and "判别器" not in english
 
 
 @pytest.mark.slow

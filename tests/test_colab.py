@@ -137,7 +137,7 @@ def test_import_after_keras_chose_another_backend_says_what_to_do(colab):
 
 @pytest.mark.slow
 def test_colab_buttons_open_the_page_notebook(tmp_path_factory):
-    """Each notebook page launches its own notebook, at a path that exists."""
+    """Each notebook page of both editions launches its own notebook, at a path that exists."""
     returncode, log, html = build_book(tmp_path_factory)
     if not (html / "index.html").exists():
         pytest.fail(f"the book did not build (exit {returncode}):\n{log[-3000:]}")
@@ -148,9 +148,10 @@ def test_colab_buttons_open_the_page_notebook(tmp_path_factory):
     notebooks = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "book").rglob("*.ipynb")
                        if ".ipynb_checkpoints" not in p.parts)
     for notebook in notebooks:
-        links = _links(html / notebook.replace(".ipynb", ".html"))
-        colab_links = {link for link in links if link.startswith("https://colab.")}
-        assert colab_links == {prefix + notebook}, (notebook, colab_links)
+        for edition in (html, html / "zh"):
+            links = _links(edition / notebook.replace(".ipynb", ".html"))
+            colab_links = {link for link in links if link.startswith("https://colab.")}
+            assert colab_links == {prefix + notebook}, (edition, notebook, colab_links)
         assert (ROOT / notebook).is_file()
     markdown_page = _links(html / "book" / "intro.html")
     assert not [link for link in markdown_page if link.startswith("https://colab.")]

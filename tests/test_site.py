@@ -10,6 +10,10 @@ column at a 1280-pixel window or scrolls. A deliberately broken page, served by
 the same server, shows that these last checks fail when they should. Screenshots
 of key pages land in the test's temporary folder (printed; see them with `pytest -s`).
 
+The site has two editions, English at its root and Chinese under `zh/`: every page
+of both is opened, each links to itself in the other edition, and no paragraph of
+a Chinese page is left in English.
+
 Set BOOK_HTML to an existing `_build/html` to test that build instead, and
 REQUIRE_BROWSER=1 (CI does) to fail rather than skip without a browser.
 """
@@ -34,7 +38,7 @@ from test_book import build_book
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Pages whose screenshots are worth a look: maths, figures, and the start page.
 KEY_PAGES = ("book/intro.html", "book/02_gan/theory.html", "book/02_gan/dcgan.html",
-             "book/03_vae/theory.html")
+             "book/03_vae/theory.html", "zh/book/02_gan/theory.html")
 RAW_TEX = ("\\(", "\\[", "$$")
 # Inline TeX left as text: `$x$`, `$\beta = 1$` (dollars tight around it, not "$5 or $6").
 RAW_INLINE_TEX = re.compile(r"\$[^\s$](?:[^$]*[^\s$])?\$")
@@ -59,7 +63,8 @@ HIDDEN_OUTPUT_TAGS = {"remove-cell", "remove_cell", "remove-output", "remove_out
 UNREAD_PAGE = {"mathjax": False, "text": "", "maths": 0, "unrendered": [], "tex_errors": [],
                "broken_images": [], "links": [], "code_blocks": 0, "copy_buttons": 0,
                "raw_tables": [], "output_tables": 0, "display_maths": 0,
-               "clipped_maths": [], "window_width": 0}
+               "clipped_maths": [], "window_width": 0, "language": "",
+               "edition_link": None, "english_prose": []}
 # Runs in the page once MathJax has finished typesetting: what a reader sees.
 PAGE_REPORT_JS = r"""
 const done = arguments[arguments.length - 1];
@@ -133,6 +138,24 @@ within(typeset, 60, "MathJax typesetting").then(async () => {
     return left < edges.left - 1 || right > edges.right + 1;
   };
   const displayMaths = [...document.querySelectorAll('mjx-container[display="true"]')];
+  // Prose a reader sees in English: a paragraph, list item, heading or cell with three
+  // or more Latin words and no Chinese character, outside code, maths, what cells
+  // print, the docstrings of the API reference and the bibliography's entries.
+  const kept = ".cell_input, .cell_output, pre, code, mjx-container, dl.py, "
+      + ".bibliography, .citation, .edition-switch, .toctree-wrapper, nav, footer";
+  const proseOf = (element) => {
+    const copy = element.cloneNode(true);
+    copy.querySelectorAll("code, pre, mjx-container, .math, a.reference.internal")
+        .forEach((part) => part.remove());
+    return copy.textContent;
+  };
+  const article = document.querySelector("article") || document.body;
+  const englishProse = [...article.querySelectorAll("p, li, h1, h2, h3, h4, th, td, dt, dd")]
+      .filter((element) => !element.closest(kept))
+      .map(proseOf)
+      .filter((text) => /(\b[A-Za-z]{2,}\b.*){3}/s.test(text) && !/[\u4e00-\u9fff]/.test(text))
+      .map((text) => text.replace(/\s+/g, " ").trim().slice(0, 80));
+  const editionLink = document.querySelector(".edition-switch a");
   done({
     mathjax: Boolean(window.MathJax && MathJax.startup),
     text: text.join(" "),
@@ -152,6 +175,9 @@ within(typeset, 60, "MathJax typesetting").then(async () => {
     clipped_maths: displayMaths.filter(clipped).map((m) => (m.querySelector(
         "mjx-assistive-mml") || m).textContent.replace(/\s+/g, " ").slice(0, 80)),
     window_width: window.innerWidth,
+    language: document.documentElement.lang,
+    edition_link: editionLink ? editionLink.href : null,
+    english_prose: englishProse,
   });
 }, (error) => done({error: String(error)}));
 """
@@ -296,8 +322,9 @@ def _report(browser, url):
 
 @pytest.mark.slow
 def test_every_page_was_opened(site, reports):
-    assert len(reports) >= 30, sorted(reports)
-    assert "book/02_gan/theory.html" in reports
+    assert len(reports) >= 60, sorted(reports)
+    assert {"book/02_gan/theory.html", "zh/book/02_gan/theory.html"} <= set(reports)
+    assert len([page for page in reports if page.startswith("zh/")]) * 2 == len(reports)
     assert not {page: r["error"] for page, r in reports.items() if "error" in r}
 
 
@@ -377,6 +404,47 @@ def test_display_equations_fit_or_scroll(reports):
 
 
 @pytest.mark.slow
+def test_every_page_links_to_itself_in_the_other_edition(server, reports):
+    """The language switch: English pages link to zh/<page>, Chinese ones back."""
+    pages = [page for page in reports if page.startswith(("book/", "zh/book/"))]
+    assert len(pages) >= 60
+    problems = {}
+    for page in pages:
+        chinese = page.startswith("zh/")
+        other = page[len("zh/"):] if chinese else "zh/" + page
+        language = "zh-CN" if chinese else "en"
+        report = reports[page]
+        if report["edition_link"] != server + other or report["language"] != language:
+            problems[page] = (report["edition_link"], report["language"])
+    assert not problems, problems
+
+
+@pytest.mark.slow
+def test_the_language_switch_takes_the_reader_across_and_back(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "zh/book/03_vae/theory.html")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+    browser.find_element(By.CSS_SELECTOR, ".edition-switch a").click()
+    assert browser.current_url == server + "book/03_vae/theory.html"
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    browser.find_element(By.CSS_SELECTOR, ".edition-switch a").click()
+    assert browser.current_url == server + "zh/book/03_vae/theory.html"
+
+
+@pytest.mark.slow
+def test_no_chinese_page_shows_english_prose(reports):
+    """Every message of the Chinese edition is translated, as a reader sees the page."""
+    chinese = {page: r for page, r in reports.items() if page.startswith("zh/book/")}
+    assert len(chinese) >= 30
+    left = {page: r["english_prose"][:5] for page, r in chinese.items() if r["english_prose"]}
+    assert not left, left
+    # The check sees English prose where there is some: on the English pages.
+    assert sum(bool(r["english_prose"]) for page, r in reports.items()
+               if page.startswith("book/")) >= 30
+
+
+@pytest.mark.slow
 def test_the_checks_fail_on_a_broken_page(server, browser):
     """Each of the checks above finds the faults of BROKEN_PAGE, and only those."""
     page = "broken.html"
@@ -438,8 +506,13 @@ def _clipped_equation_problems(reports):
 
 
 def _markdown_tables_by_page(site):
-    """{page: pipe tables its notebook's shown cells display as Markdown}."""
-    sources = site / "_sources"
+    """{page: pipe tables its notebook's shown cells display as Markdown}, both editions."""
+    return {f"{edition}{page}": tables
+            for edition in ("", "zh/")
+            for page, tables in _markdown_tables_of(site / edition / "_sources").items()}
+
+
+def _markdown_tables_of(sources):
     return {source.relative_to(sources).with_suffix(".html").as_posix():
             _markdown_tables(json.loads(source.read_text(encoding="utf-8")))
             for source in sorted(sources.rglob("*.ipynb"))}
@@ -471,11 +544,13 @@ def test_code_cells_have_a_copy_button(reports):
 
 @pytest.mark.slow
 def test_every_notebook_page_offers_its_ipynb(site, server, reports):
-    sources = sorted((site / "_sources").rglob("*.ipynb"))
-    assert len(sources) >= 10
-    for source in sources:
-        page = source.relative_to(site / "_sources").with_suffix(".html").as_posix()
-        assert server + source.relative_to(site).as_posix() in reports[page]["links"], page
+    for edition in ("", "zh/"):
+        sources = sorted((site / edition / "_sources").rglob("*.ipynb"))
+        assert len(sources) >= 10
+        for source in sources:
+            page = edition + source.relative_to(
+                site / edition / "_sources").with_suffix(".html").as_posix()
+            assert server + source.relative_to(site).as_posix() in reports[page]["links"], page
 
 
 @pytest.mark.slow

@@ -1,0 +1,95 @@
+"""Sphinx extension: the book's English and Chinese editions, built from one source.
+
+Sphinx translates a page message by message: the gettext builder extracts every
+paragraph, heading, caption and table cell into a catalogue, and a build with
+``language`` set replaces each message by its translation from
+``locales/<language>/LC_MESSAGES/``. Two things are kept out of the catalogues,
+because they are code, not prose, and both editions show them as they are:
+
+- the outputs of notebook cells (a table a cell printed changes whenever the
+  notebook is executed again), and
+- the package's docstrings (the API reference shows what ``help()`` shows);
+
+and so is text with nothing to translate: numbers, code and maths alone.
+
+Every HTML page also links to the same page in the other edition: the English
+edition sits at the site's root and the Chinese one under ``zh/``.
+"""
+
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.transforms import SphinxTransform
+
+# Each edition: its language code, the folder it sits in, the name of its link.
+EDITIONS = {"en": ("", "English"), "zh_CN": ("zh/", "中文")}
+CODE = (nodes.literal, nodes.math, nodes.math_block, nodes.literal_block)
+
+
+def is_output(node):
+    """Whether `node` holds the outputs of a notebook cell."""
+    return isinstance(node, nodes.container) and "cell_output" in node.get("classes", [])
+
+
+def is_documented_object(node):
+    """Whether `node` documents an object of the package (autodoc's output)."""
+    return isinstance(node, addnodes.desc)
+
+
+def is_docstring(node):
+    """Whether `node` was read from a docstring of the package (autodoc)."""
+    return "docstring of " in (node.source or "")
+
+
+def has_words(node):
+    """Whether `node` has letters outside its code and maths: anything to translate."""
+    def words(element):
+        if isinstance(element, CODE):
+            return ""
+        if isinstance(element, nodes.Text):
+            return str(element)
+        return "".join(words(child) for child in element.children)
+    return any(character.isalpha() for character in words(node))
+
+
+class KeepCodeAsItIs(SphinxTransform):
+    """Mark outputs, docstrings and wordless text as not translatable."""
+
+    # Before sphinx.transforms.i18n.Locale (20), which translates the messages.
+    default_priority = 15
+
+    def apply(self, **kwargs):
+        kept = set()
+        for container in self.document.findall(
+                lambda node: is_output(node) or is_documented_object(node)):
+            kept.update(container.findall(nodes.TextElement))
+        for node in self.document.findall(nodes.TextElement):
+            if node in kept or is_docstring(node) or not has_words(node):
+                node["translatable"] = False
+
+
+def other_edition(pagename, language):
+    """The other edition's copy of `pagename`: (relative URL, language, link text)."""
+    other = "zh_CN" if language == "en" else "en"
+    up = "../" * pagename.count("/") + ("../" if language == "zh_CN" else "")
+    folder, name = EDITIONS[other]
+    return f"{up}{folder}{pagename}.html", other, name
+
+
+def add_edition_link(app, pagename, templatename, context, doctree):
+    """Put a link to the other edition at the top of every page with a body."""
+    if doctree is None or "body" not in context:
+        return
+    language = app.config.language if app.config.language in EDITIONS else "en"
+    url, other, name = other_edition(pagename, language)
+    code = other.replace("_", "-")
+    context["body"] = (
+        f'<p class="edition-switch"><a href="{url}" hreflang="{code}" lang="{code}">'
+        f"{name}</a></p>\n" + context["body"])
+    context["metatags"] = context.get("metatags", "") + (
+        f'\n<link rel="alternate" hreflang="{code}" href="{url}" />')
+
+
+def setup(app):
+    app.add_transform(KeepCodeAsItIs)
+    app.connect("html-page-context", add_edition_link)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

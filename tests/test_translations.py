@@ -89,6 +89,14 @@ def test_the_glossary_names_the_originals_wrong_terms():
             assert term in original.read_text(encoding="utf-8")
 
 
+def test_exercise_titles_hold_no_markup():
+    """tools/sphinx_editions.py offers an exercise's title text as its source."""
+    titles = [title for page in (ROOT / "book").rglob("*.*") if page.suffix in (".md", ".ipynb")
+              for title in re.findall(r"\{exercise\} ?([^\n\\]*)", page.read_text("utf-8"))]
+    assert len(titles) >= 30
+    assert not [title for title in titles if set(title) & set("$`*{[")], titles
+
+
 def test_markup_must_be_kept():
     english = ("The **generator** $G$ of {cite:p}`goodfellow2014gan` (see "
                "{ref}`the theory <gan-theory>`, `fit` and [Keras](https://keras.io)).")

@@ -10,15 +10,21 @@ because they are code, not prose, and both editions show them as they are:
   notebook is executed again), and
 - the package's docstrings (the API reference shows what ``help()`` shows);
 
-and so is text with nothing to translate: numbers, code and maths alone.
+and so is text with nothing to translate: numbers, code and maths alone. The
+titles of exercises, which sphinx-exercise leaves without a source line (so
+Sphinx would skip them), are offered like any heading.
 
 Every HTML page also links to the same page in the other edition: the English
 edition sits at the site's root and the Chinese one under ``zh/``.
 """
 
+import os
+
 from docutils import nodes
 from sphinx import addnodes
+from sphinx.locale import init as init_locale
 from sphinx.transforms import SphinxTransform
+from sphinx.util.i18n import docname_to_domain
 
 # Each edition: its language code, the folder it sits in, the name of its link.
 EDITIONS = {"en": ("", "English"), "zh_CN": ("zh/", "中文")}
@@ -67,6 +73,53 @@ class KeepCodeAsItIs(SphinxTransform):
                 node["translatable"] = False
 
 
+class TranslateTocCaptions(SphinxTransform):
+    """Translate the captions of the table of contents ("Chapters", "Reference", ...).
+
+    Jupyter Book inserts the toctrees (sphinx-external-toc's InsertToctrees, priority
+    100) after Sphinx has translated the page (20): their captions, extracted with
+    the page's messages, are translated here from the same catalogue.
+    """
+
+    default_priority = 101
+
+    def apply(self, **kwargs):
+        if self.config.language in (None, "en"):
+            return
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        folders = [os.path.join(self.env.srcdir, d) for d in self.config.locale_dirs]
+        catalogue, found = init_locale(folders, self.config.language, domain)
+        if not found:
+            return
+        for toctree in self.document.findall(addnodes.toctree):
+            if toctree.get("caption"):
+                toctree["caption"] = catalogue.gettext(toctree["caption"])
+                toctree["rawcaption"] = toctree["caption"]
+
+
+class OfferExerciseTitles(SphinxTransform):
+    """Offer the titles of exercises for translation, as Sphinx offers a heading.
+
+    sphinx-exercise leaves a title without the source that Sphinx needs to
+    translate it, and rebuilds it after the page is read (a post-transform), so
+    the gettext builder never sees it. Its text goes into a translatable inline
+    node, which the rebuilt title keeps. The titles hold no markup
+    (tests/test_translations.py checks), so their text is their source.
+    """
+
+    default_priority = 15
+
+    def apply(self, **kwargs):
+        for subtitle in self.document.findall(nodes.subtitle):
+            if subtitle.source is None and subtitle.astext().strip():
+                children = list(subtitle.children)
+                subtitle.clear()
+                text = nodes.inline(subtitle.astext(), "", *children, translatable=True)
+                text.rawsource = "".join(child.astext() for child in children)
+                text.source, text.line = self.document["source"], subtitle.line
+                subtitle += text
+
+
 def other_edition(pagename, language):
     """The other edition's copy of `pagename`: (relative URL, language, link text)."""
     other = "zh_CN" if language == "en" else "en"
@@ -91,5 +144,7 @@ def add_edition_link(app, pagename, templatename, context, doctree):
 
 def setup(app):
     app.add_transform(KeepCodeAsItIs)
+    app.add_transform(OfferExerciseTitles)
+    app.add_transform(TranslateTocCaptions)
     app.connect("html-page-context", add_edition_link)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

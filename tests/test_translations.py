@@ -144,6 +144,8 @@ def test_only_text_with_words_is_offered_for_translation():
     assert sphinx_editions.has_words(paragraph(nodes.Text("The generator")))
     assert sphinx_editions.has_words(paragraph(nodes.Text("生成器")))
     assert not sphinx_editions.has_words(paragraph(nodes.Text("0.3786")))
+    assert not sphinx_editions.has_words(paragraph(nodes.Text("18 s")))
+    assert sphinx_editions.has_words(paragraph(nodes.Text("18 s (first run)")))
     assert not sphinx_editions.has_words(paragraph(nodes.literal("", "companion.data")))
     assert not sphinx_editions.has_words(
         paragraph(nodes.math("", "x"), nodes.Text(" = 1.5, ")))

@@ -10,7 +10,8 @@ because they are code, not prose, and both editions show them as they are:
   notebook is executed again), and
 - the package's docstrings (the API reference shows what ``help()`` shows);
 
-and so is text with nothing to translate: numbers, code and maths alone. The
+and so is text with nothing to translate: numbers (with their units, such as
+"18 s" in a table of times), code and maths alone. The
 titles of exercises, which sphinx-exercise leaves without a source line (so
 Sphinx would skip them), are offered like any heading.
 
@@ -19,6 +20,7 @@ edition sits at the site's root and the Chinese one under ``zh/``.
 """
 
 import os
+import re
 
 from docutils import nodes
 from sphinx import addnodes
@@ -29,6 +31,8 @@ from sphinx.util.i18n import docname_to_domain
 # Each edition: its language code, the folder it sits in, the name of its link.
 EDITIONS = {"en": ("", "English"), "zh_CN": ("zh/", "中文")}
 CODE = (nodes.literal, nodes.math, nodes.math_block, nodes.literal_block)
+# A number with its unit: "18 s", "1.5 GiB", "2.0x", "95 %".
+QUANTITY = re.compile(r"[-+~≈]?\d[\d,.]*\s*(s|ms|min|h|x|×|%|KiB|MiB|GiB|kB|MB|GB)?\b")
 
 
 def is_output(node):
@@ -47,14 +51,14 @@ def is_docstring(node):
 
 
 def has_words(node):
-    """Whether `node` has letters outside its code and maths: anything to translate."""
+    """Whether `node` has letters outside its code, maths and quantities: anything to translate."""
     def words(element):
         if isinstance(element, CODE):
             return ""
         if isinstance(element, nodes.Text):
             return str(element)
         return "".join(words(child) for child in element.children)
-    return any(character.isalpha() for character in words(node))
+    return any(character.isalpha() for character in QUANTITY.sub("", words(node)))
 
 
 class KeepCodeAsItIs(SphinxTransform):

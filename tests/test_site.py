@@ -140,7 +140,8 @@ within(typeset, 60, "MathJax typesetting").then(async () => {
   const displayMaths = [...document.querySelectorAll('mjx-container[display="true"]')];
   // Prose a reader sees in English: a paragraph, list item, heading or cell with three
   // or more Latin words and no Chinese character, outside code, maths, what cells
-  // print, the docstrings of the API reference and the bibliography's entries.
+  // print, the docstrings of the API reference (.docstring, dl.py) and the
+  // bibliography's entries.
   const kept = ".cell_input, .cell_output, pre, code, mjx-container, dl.py, "
       + ".bibliography, .citation, .edition-switch, .toctree-wrapper, nav, footer";
   const proseOf = (element) => {
@@ -150,8 +151,12 @@ within(typeset, 60, "MathJax typesetting").then(async () => {
     return copy.textContent;
   };
   const article = document.querySelector("article") || document.body;
+  // The glossary's first column is the English term, on purpose.
+  const glossary = location.pathname.endsWith("/appendix/glossary.html");
   const englishProse = [...article.querySelectorAll("p, li, h1, h2, h3, h4, th, td, dt, dd")]
-      .filter((element) => !element.closest(kept))
+      .filter((element) => !element.closest(kept) && !element.closest(".docstring")
+              && !element.querySelector(".docstring"))
+      .filter((element) => !(glossary && element.matches("td:first-child, td:first-child *")))
       .map(proseOf)
       .filter((text) => /(\b[A-Za-z]{2,}\b.*){3}/s.test(text) && !/[\u4e00-\u9fff]/.test(text))
       .map((text) => text.replace(/\s+/g, " ").trim().slice(0, 80));

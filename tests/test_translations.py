@@ -107,6 +107,9 @@ def test_markup_must_be_kept():
                    good.replace("`fit`", "fit"), good.replace("keras.io", "keras.cn"),
                    good.replace("**生成器**", "**生成器")):
         assert translations.markup_problems(english, broken), broken
+    # A translated heading is parsed alone: "2. ..." would become a numbered list.
+    assert translations.markup_problems("2. Vanishing gradients", "2. 梯度消失")
+    assert not translations.markup_problems("2. Vanishing gradients", "2\\. 梯度消失")
 
 
 def test_the_check_names_untranslated_fuzzy_and_broken_messages(tmp_path):

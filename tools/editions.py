@@ -20,6 +20,9 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 JUPYTER_BOOK = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
 CHINESE = {"title": "图像深度生成模型", "author": "本书作者", "language": "zh_CN"}
+# Interface texts that Sphinx's own catalogues do not translate: the hints of the
+# folded boxes (sphinx-togglebutton).
+CHINESE_SPHINX_CONFIG = {"togglebutton_hint": "点击展开", "togglebutton_hint_hide": "点击收起"}
 
 
 def chinese_config(path):
@@ -27,7 +30,7 @@ def chinese_config(path):
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     config["title"], config["author"] = CHINESE["title"], CHINESE["author"]
     sphinx = config["sphinx"]
-    sphinx["config"]["language"] = CHINESE["language"]
+    sphinx["config"].update(CHINESE_SPHINX_CONFIG, language=CHINESE["language"])
     # Jupyter Book finds local extensions relative to the configuration file.
     sphinx["local_extensions"] = {name: str(ROOT / folder)
                                   for name, folder in sphinx["local_extensions"].items()}

@@ -73,6 +73,8 @@ class KeepCodeAsItIs(SphinxTransform):
                 lambda node: is_output(node) or is_documented_object(node)):
             kept.update(container.findall(nodes.TextElement))
         for node in self.document.findall(nodes.TextElement):
+            if is_docstring(node) and not isinstance(node, nodes.Inline):
+                node["classes"].append("docstring")  # English in both editions
             if node in kept or is_docstring(node) or not has_words(node):
                 node["translatable"] = False
 
@@ -124,6 +126,25 @@ class OfferExerciseTitles(SphinxTransform):
                 subtitle += text
 
 
+class KeepTranslatedExercises(SphinxTransform):
+    """Let solutions show their exercise's translated title.
+
+    sphinx-exercise titles a solution from the copy of its exercise that it keeps
+    in a registry, made before Sphinx translated the page: the copy is renewed here.
+    """
+
+    default_priority = 21  # after sphinx.transforms.i18n.Locale (20)
+
+    def apply(self, **kwargs):
+        registry = getattr(self.env, "sphinx_exercise_registry", {})
+        if self.config.language in (None, "en") or not registry:
+            return
+        for node in self.document.findall(nodes.Admonition):
+            entry = registry.get(node.get("label"))
+            if entry and entry.get("docname") == self.env.docname and "exercise" in entry["type"]:
+                entry["node"] = node.deepcopy()
+
+
 def other_edition(pagename, language):
     """The other edition's copy of `pagename`: (relative URL, language, link text)."""
     other = "zh_CN" if language == "en" else "en"
@@ -149,6 +170,7 @@ def add_edition_link(app, pagename, templatename, context, doctree):
 def setup(app):
     app.add_transform(KeepCodeAsItIs)
     app.add_transform(OfferExerciseTitles)
+    app.add_transform(KeepTranslatedExercises)
     app.add_transform(TranslateTocCaptions)
     app.connect("html-page-context", add_edition_link)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

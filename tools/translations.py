@@ -86,6 +86,9 @@ def markup_problems(english, chinese):
         problems.append(f"markup differs: missing {missing}, unexpected {extra}")
     if chinese.count("**") % 2:
         problems.append("an odd number of '**'")
+    if re.match(r"\d+\. ", chinese):
+        # Sphinx parses a translated heading on its own: "2. ..." would be a list.
+        problems.append("starts like a numbered list: write 'N\\. ' (escaped)")
     return problems
 
 

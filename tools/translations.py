@@ -21,10 +21,10 @@ import tempfile
 
 from babel.messages.pofile import read_po
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-LANGUAGE = "zh_CN"
+from editions import CHINESE, JUPYTER_BOOK, ROOT
+
+LANGUAGE = CHINESE["language"]
 CATALOGUES = ROOT / "locales" / LANGUAGE / "LC_MESSAGES"
-JUPYTER_BOOK = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
 
 # The parts of a message a translation must keep exactly: maths, inline code, the
 # target of each cross-reference role and of each link.

@@ -229,8 +229,8 @@ def sync():
     return run(PYTHON, "tools/notebooks.py", "sync")
 
 
-COMMANDS = {"build": build, "translations": translations, "test": test, "layout": layout, "quick": quick,
-            "minimum": minimum,
+COMMANDS = {"build": build, "translations": translations, "test": test, "layout": layout,
+            "quick": quick, "minimum": minimum,
             "constraints": constraints, "execute": execute, "sync": sync}
 
 

@@ -17,7 +17,10 @@ import sys
 
 import yaml
 
+from sphinx_editions import EDITIONS
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# `python -m jupyter_book` does nothing in Jupyter Book 1.x: call its CLI entry point.
 JUPYTER_BOOK = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
 CHINESE = {"title": "图像深度生成模型", "author": "本书作者", "language": "zh_CN"}
 # Interface texts that Sphinx's own catalogues do not translate: the hints of the
@@ -67,9 +70,10 @@ def build(output=ROOT, strict=False, echo=False):
     chinese_status, chinese_log = jupyter_book(chinese, flags, "--config", str(config),
                                                echo=echo)
     site = output / "_build" / "html"
+    folder = site / EDITIONS[CHINESE["language"]][0]
     if (chinese / "_build" / "html").exists():
-        shutil.rmtree(site / "zh", ignore_errors=True)
-        shutil.copytree(chinese / "_build" / "html", site / "zh")
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(chinese / "_build" / "html", folder)
     log = f"English edition:\n{english_log}\nChinese edition:\n{chinese_log}"
     return english_status or chinese_status, log
 

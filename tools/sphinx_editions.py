@@ -11,9 +11,9 @@ because they are code, not prose, and both editions show them as they are:
 - the package's docstrings (the API reference shows what ``help()`` shows);
 
 and so is text with nothing to translate: numbers (with their units, such as
-"18 s" in a table of times), code and maths alone. The
-titles of exercises, which sphinx-exercise leaves without a source line (so
-Sphinx would skip them), are offered like any heading.
+"18 s" in a table of times), code and maths alone. What Sphinx alone would leave
+in English is translated too: the titles of exercises and of their solutions
+(sphinx-exercise), and the captions of the table of contents (Jupyter Book).
 
 Every HTML page also links to the same page in the other edition: the English
 edition sits at the site's root and the Chinese one under ``zh/``.
@@ -33,6 +33,11 @@ EDITIONS = {"en": ("", "English"), "zh_CN": ("zh/", "中文")}
 CODE = (nodes.literal, nodes.math, nodes.math_block, nodes.literal_block)
 # A number with its unit: "18 s", "1.5 GiB", "2.0x", "95 %".
 QUANTITY = re.compile(r"[-+~≈]?\d[\d,.]*\s*(s|ms|min|h|x|×|%|KiB|MiB|GiB|kB|MB|GB)?\b")
+
+
+def is_translated(config):
+    """Whether the build is of an edition other than the English one."""
+    return config.language not in (None, "en")
 
 
 def is_output(node):
@@ -90,7 +95,7 @@ class TranslateTocCaptions(SphinxTransform):
     default_priority = 101
 
     def apply(self, **kwargs):
-        if self.config.language in (None, "en"):
+        if not is_translated(self.config):
             return
         domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
         folders = [os.path.join(self.env.srcdir, d) for d in self.config.locale_dirs]
@@ -118,10 +123,9 @@ class OfferExerciseTitles(SphinxTransform):
     def apply(self, **kwargs):
         for subtitle in self.document.findall(nodes.subtitle):
             if subtitle.source is None and subtitle.astext().strip():
-                children = list(subtitle.children)
+                title, children = subtitle.astext(), list(subtitle.children)
                 subtitle.clear()
-                text = nodes.inline(subtitle.astext(), "", *children, translatable=True)
-                text.rawsource = "".join(child.astext() for child in children)
+                text = nodes.inline(title, "", *children, translatable=True)
                 text.source, text.line = self.document["source"], subtitle.line
                 subtitle += text
 
@@ -137,7 +141,7 @@ class KeepTranslatedExercises(SphinxTransform):
 
     def apply(self, **kwargs):
         registry = getattr(self.env, "sphinx_exercise_registry", {})
-        if self.config.language in (None, "en") or not registry:
+        if not is_translated(self.config) or not registry:
             return
         for node in self.document.findall(nodes.Admonition):
             entry = registry.get(node.get("label"))
@@ -148,7 +152,7 @@ class KeepTranslatedExercises(SphinxTransform):
 def other_edition(pagename, language):
     """The other edition's copy of `pagename`: (relative URL, language, link text)."""
     other = "zh_CN" if language == "en" else "en"
-    up = "../" * pagename.count("/") + ("../" if language == "zh_CN" else "")
+    up = "../" * (pagename.count("/") + EDITIONS[language][0].count("/"))
     folder, name = EDITIONS[other]
     return f"{up}{folder}{pagename}.html", other, name
 
